@@ -1,0 +1,253 @@
+"""
+The server-side heartbeat as mixins: L{HeartbeatProtocol} for the protocol,
+L{HeartbeatFactory} for its factory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ._config import HeartbeatConfig
+from ._hooks import Method, hookMethod
+from ._tracker import IdleEntry, IdleTracker
+
+__all__ = ["HeartbeatFactory", "HeartbeatProtocol"]
+
+_MARK = "_heartbeatHooked"
+
+
+def _hookMakeConnection(original: Method) -> Method:
+    def makeConnection(self: HeartbeatProtocol, transport: Any) -> Any:
+        self._heartbeatStart(transport)
+        return original(self, transport)
+
+    return makeConnection
+
+
+def _hookDataReceived(original: Method) -> Method:
+    def dataReceived(self: HeartbeatProtocol, data: bytes) -> Any:
+        entry = self._heartbeatEntry
+        if entry is not None:
+            entry.last = self._heartbeatSeconds()
+        return original(self, data)
+
+    return dataReceived
+
+
+def _hookConnectionLost(original: Method) -> Method:
+    def connectionLost(self: HeartbeatProtocol, reason: Failure) -> Any:
+        self._heartbeatStop()
+        return original(self, reason)
+
+    return connectionLost
+
+
+class HeartbeatProtocol:
+    """
+    Protocol mixin: close the connection when it has received nothing for
+    C{idle} seconds.
+
+    Mix it into any protocol whose factory mixes in L{HeartbeatFactory}::
+
+        class Chat(HeartbeatProtocol, LineReceiver):
+            def lineReceived(self, line): ...
+
+    The connection is tracked from C{makeConnection} to C{connectionLost}.
+    Every received chunk counts as activity, also when a subclass overrides
+    C{dataReceived} without calling up (the mixin hooks the methods each
+    subclass defines, at class creation); written bytes count too when
+    C{HeartbeatConfig.countOutbound} is set.
+
+    When the connection has been silent for C{idle} seconds,
+    L{heartbeatTimedOut} is called.
+
+    @ivar heartbeatCloseReason: Why the heartbeat closed this connection
+        (C{"idle"}), or L{None} if it did not.
+    """
+
+    _heartbeatLog = Logger()
+    _heartbeatEntry: IdleEntry | None = None
+    _heartbeatTracker: IdleTracker | None = None
+    _heartbeatSeconds: Callable[[], float]
+    _heartbeatAbortCall: IDelayedCall | None = None
+    _heartbeatWrites: tuple[Any, ...] | None = None
+    heartbeatCloseReason: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        hookMethod(cls, "makeConnection", _MARK, _hookMakeConnection)
+        hookMethod(cls, "dataReceived", _MARK, _hookDataReceived)
+        hookMethod(cls, "connectionLost", _MARK, _hookConnectionLost)
+
+    def heartbeatTracker(self) -> IdleTracker:
+        """
+        The tracker this connection registers with: by default the
+        factory's C{heartbeatTracker}.  Override to share another one.
+        """
+        factory = getattr(self, "factory", None)
+        tracker = getattr(factory, "heartbeatTracker", None)
+        if not isinstance(tracker, IdleTracker):
+            raise TypeError(
+                f"{type(self).__qualname__} needs a factory with a "
+                f"heartbeatTracker; got factory {factory!r}. Mix "
+                f"heartbeat_twisted.HeartbeatFactory into the factory and "
+                f"give it a heartbeatConfig."
+            )
+        return tracker
+
+    def heartbeatTimedOut(self) -> None:
+        """
+        Called when nothing was received for C{idle} seconds.
+
+        The default logs, closes the connection cleanly (what was written is
+        still flushed) and aborts it if it is still open C{closeGrace}
+        seconds later, so that a peer that stopped reading cannot hold it.
+        Override to do something else (send a ping, say); if the connection
+        stays open, this is called again after another C{idle} seconds of
+        silence.
+        """
+        if self.heartbeatCloseReason is not None:
+            return
+        tracker = self._heartbeatTracker
+        assert tracker is not None
+        transport: Any = getattr(self, "transport", None)
+        self.heartbeatCloseReason = "idle"
+        self._heartbeatLog.info(
+            "closing {peer} after {idle} s without data",
+            peer=_peer(transport),
+            idle=tracker.config.idle,
+            reason="idle",
+        )
+        transport.loseConnection()
+        self._heartbeatAbortCall = tracker.clock.callLater(
+            tracker.config.closeGrace, self._heartbeatAbort
+        )
+
+    def _heartbeatAbort(self) -> None:
+        self._heartbeatAbortCall = None
+        transport: Any = getattr(self, "transport", None)
+        abort = getattr(transport, "abortConnection", None)
+        if abort is None:
+            return
+        self._heartbeatLog.warn(
+            "aborting {peer}: still open {grace} s after an idle close",
+            peer=_peer(transport),
+            grace=self._heartbeatTracker.config.closeGrace
+            if self._heartbeatTracker
+            else None,
+            reason="idle",
+        )
+        abort()
+
+    def _heartbeatStart(self, transport: Any) -> None:
+        if self._heartbeatEntry is not None:
+            return
+        tracker = self._heartbeatTracker = self.heartbeatTracker()
+        self._heartbeatSeconds = tracker.seconds
+        entry = self._heartbeatEntry = tracker.track(self)
+        if tracker.config.countOutbound:
+            self._heartbeatCountWrites(transport, entry)
+
+    def _heartbeatCountWrites(self, transport: Any, entry: IdleEntry) -> None:
+        """
+        Make the transport's C{write} and C{writeSequence} record activity
+        too, for this connection only.
+        """
+        seconds = self._heartbeatSeconds
+        write = transport.write
+        writeSequence = transport.writeSequence
+
+        def countedWrite(data: bytes) -> None:
+            entry.last = seconds()
+            write(data)
+
+        def countedWriteSequence(data: Any) -> None:
+            entry.last = seconds()
+            writeSequence(data)
+
+        transport.write = countedWrite
+        transport.writeSequence = countedWriteSequence
+        self._heartbeatWrites = (transport, write, writeSequence)
+
+    def _heartbeatStop(self) -> None:
+        entry, self._heartbeatEntry = self._heartbeatEntry, None
+        if entry is not None and self._heartbeatTracker is not None:
+            self._heartbeatTracker.untrack(entry)
+        call, self._heartbeatAbortCall = self._heartbeatAbortCall, None
+        if call is not None and call.active():
+            call.cancel()
+        writes, self._heartbeatWrites = self._heartbeatWrites, None
+        if writes is not None:
+            transport, write, writeSequence = writes
+            transport.write = write
+            transport.writeSequence = writeSequence
+
+
+def _peer(transport: Any) -> str:
+    getPeer = getattr(transport, "getPeer", None)
+    try:
+        return str(getPeer()) if getPeer is not None else "?"
+    except Exception:
+        return "?"
+
+
+class HeartbeatFactory:
+    """
+    Factory mixin: owns the L{IdleTracker} shared by its
+    L{HeartbeatProtocol} connections.
+
+    Configure it with keyword arguments or class attributes::
+
+        class ChatFactory(HeartbeatFactory, Factory):
+            protocol = Chat
+            heartbeatConfig = HeartbeatConfig(idle=30)
+
+        factory = ChatFactory()                      # class attribute, or
+        factory = ChatFactory(heartbeatConfig=HeartbeatConfig(idle=5),
+                              clock=clock)           # per instance
+
+    @ivar heartbeatConfig: The idle time and sweep period.
+    @ivar heartbeatClock: The clock for the tracker (the global reactor if
+        L{None}).
+    """
+
+    heartbeatConfig: HeartbeatConfig | None = None
+    heartbeatClock: IReactorTime | None = None
+    _heartbeatTrackerInstance: IdleTracker | None = None
+
+    def __init__(
+        self,
+        *args: Any,
+        heartbeatConfig: HeartbeatConfig | None = None,
+        clock: IReactorTime | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if heartbeatConfig is not None:
+            self.heartbeatConfig = heartbeatConfig
+        if clock is not None:
+            self.heartbeatClock = clock
+
+    @property
+    def heartbeatTracker(self) -> IdleTracker:
+        """
+        The tracker, made on first use from C{heartbeatConfig} and
+        C{heartbeatClock}.
+        """
+        tracker = self._heartbeatTrackerInstance
+        if tracker is None:
+            config = self.heartbeatConfig
+            if config is None:
+                raise TypeError(
+                    f"{type(self).__qualname__} has no heartbeatConfig: pass "
+                    f"heartbeatConfig=HeartbeatConfig(idle=...) or set it as "
+                    f"a class attribute"
+                )
+            tracker = IdleTracker(config, self.heartbeatClock)
+            self._heartbeatTrackerInstance = tracker
+        return tracker

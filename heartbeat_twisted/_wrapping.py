@@ -1,0 +1,52 @@
+"""
+The heartbeat for a protocol factory you cannot change.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.interfaces import IProtocolFactory, IReactorTime
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+
+from ._config import HeartbeatConfig
+from ._mixins import HeartbeatFactory, HeartbeatProtocol
+
+__all__ = ["HeartbeatProtocolWrapper", "HeartbeatWrappingFactory"]
+
+
+class HeartbeatProtocolWrapper(HeartbeatProtocol, ProtocolWrapper):
+    """
+    Wraps one protocol built by the wrapped factory: every chunk it is given
+    counts as activity, and it is closed after C{idle} seconds of silence
+    like any L{HeartbeatProtocol}.
+    """
+
+
+class HeartbeatWrappingFactory(HeartbeatFactory, WrappingFactory):
+    """
+    Add the idle heartbeat to any L{IProtocolFactory}, unmodified::
+
+        from twisted.protocols.wire import Echo
+        from twisted.internet.protocol import Factory
+
+        factory = HeartbeatWrappingFactory(
+            Factory.forProtocol(Echo), HeartbeatConfig(idle=5))
+        endpoint.listen(factory)
+
+    Like L{twisted.protocols.policies.WrappingFactory}, it keeps the live
+    wrappers in C{protocols}.
+    """
+
+    protocol = HeartbeatProtocolWrapper
+
+    def __init__(
+        self,
+        wrappedFactory: IProtocolFactory,
+        heartbeatConfig: HeartbeatConfig,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        """
+        @param wrappedFactory: The factory whose protocols get the heartbeat.
+        @param heartbeatConfig: The idle time and sweep period.
+        @param clock: The tracker's clock; the global reactor if L{None}.
+        """
+        super().__init__(wrappedFactory, heartbeatConfig=heartbeatConfig, clock=clock)

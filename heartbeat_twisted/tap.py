@@ -1,0 +1,126 @@
+"""
+C{twistd heartbeat}: options and service for the demo server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.service import IService
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IReactorCore
+from twisted.python import usage
+
+from ._config import HeartbeatConfig
+from ._demo import DemoFactory
+
+__all__ = ["Options", "makeService", "optionError", "portToEndpoint"]
+
+
+def portToEndpoint(port: str) -> str:
+    """
+    Turn a C{--port} value into a server endpoint string: a bare number
+    C{N} becomes C{tcp:N}; anything else is taken as an endpoint string.
+
+    @raise ValueError: For a number outside 0..65535.
+    """
+    port = port.strip()
+    if port.isdigit():
+        number = int(port)
+        if number > 65535:
+            raise ValueError(f"'port' must be in 0..65535: {port}")
+        return f"tcp:{number}"
+    return port
+
+
+def optionError(error: ValueError, options: dict[str, str]) -> usage.UsageError:
+    """
+    Turn a settings object's L{ValueError} into a L{usage.UsageError} that
+    names the command-line option instead of the field.
+
+    @param options: Field name to option name, e.g. C{{"idle": "idle"}}.
+    """
+    message = str(error)
+    for field, option in options.items():
+        message = message.replace(f"{field!r}", f"--{option}")
+    return usage.UsageError(message)
+
+
+def _seconds(name: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise usage.UsageError(
+            f"--{name} must be a number of seconds: {value!r}"
+        ) from None
+
+
+class Options(usage.Options):
+    """
+    Command-line options of C{twistd heartbeat}.
+    """
+
+    synopsis = "[--port PORT] [--idle SECONDS] [--check-interval SECONDS]"
+    longdesc = (
+        "Run the heartbeat demo server: it logs every connection and payload, "
+        "answers 'ping' with 'pong', and closes connections that send nothing "
+        "for --idle seconds."
+    )
+
+    optParameters = [
+        [
+            "port",
+            "p",
+            "6666",
+            "Port number, or any server endpoint string "
+            "(e.g. tcp:6666:interface=127.0.0.1).",
+        ],
+        ["idle", "i", "5", "Close a connection after this many silent seconds."],
+        [
+            "check-interval",
+            "c",
+            None,
+            "Seconds between idle sweeps (default: idle/5, at most 1).",
+        ],
+    ]
+
+    heartbeatConfig: HeartbeatConfig
+    endpoint: str
+
+    def postOptions(self) -> None:
+        """
+        Check the values; bad ones raise L{usage.UsageError} saying why.
+        """
+        idle = _seconds("idle", self["idle"])
+        interval = _seconds("check-interval", self["check-interval"])
+        assert idle is not None
+        try:
+            self.heartbeatConfig = HeartbeatConfig(idle=idle, checkInterval=interval)
+            self.endpoint = portToEndpoint(self["port"])
+        except ValueError as e:
+            raise optionError(
+                e, {"idle": "idle", "checkInterval": "check-interval", "port": "port"}
+            ) from None
+        from twisted.internet import reactor
+
+        try:
+            serverFromString(reactor, self.endpoint)  # type: ignore[no-untyped-call]
+        except Exception as e:
+            raise usage.UsageError(f"--port {self['port']!r}: {e}") from None
+
+
+def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
+    """
+    The demo server listening on C{options.endpoint}.
+
+    @param reactor: The reactor for the listening port and the heartbeat's
+        clock; the global reactor if L{None}.
+    """
+    clock: Any = reactor
+    factory = DemoFactory(heartbeatConfig=options.heartbeatConfig, clock=clock)
+    kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
+    service: IService = strports.service(options.endpoint, factory, **kwargs)
+    return service
