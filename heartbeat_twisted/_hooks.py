@@ -41,5 +41,7 @@ def hookMethod(
     if name not in cls.__dict__ and getattr(original, mark, False):
         return
     wrapper = functools.wraps(original)(makeWrapper(original))
+    if not wrapper.__doc__:
+        wrapper.__doc__ = f"The base class's C{{{name}}}, observed by a mixin."
     setattr(wrapper, mark, True)
     setattr(cls, name, wrapper)

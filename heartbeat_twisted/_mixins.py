@@ -123,10 +123,11 @@ class HeartbeatProtocol:
             idle=tracker.config.idle,
             reason="idle",
         )
-        transport.loseConnection()
+        # Armed before closing: a transport may report the loss at once.
         self._heartbeatAbortCall = tracker.clock.callLater(
             tracker.config.closeGrace, self._heartbeatAbort
         )
+        transport.loseConnection()
 
     def _heartbeatAbort(self) -> None:
         self._heartbeatAbortCall = None
@@ -156,7 +157,8 @@ class HeartbeatProtocol:
     def _heartbeatCountWrites(self, transport: Any, entry: IdleEntry) -> None:
         """
         Make the transport's C{write} and C{writeSequence} record activity
-        too, for this connection only.
+        too, for this connection only (instance attributes that shadow the
+        class's methods until the connection is lost).
         """
         seconds = self._heartbeatSeconds
         write = transport.write
@@ -170,9 +172,17 @@ class HeartbeatProtocol:
             entry.last = seconds()
             writeSequence(data)
 
-        transport.write = countedWrite
-        transport.writeSequence = countedWriteSequence
-        self._heartbeatWrites = (transport, write, writeSequence)
+        own = getattr(transport, "__dict__", None)
+        if own is None:
+            self._heartbeatLog.warn(
+                "countOutbound ignored: cannot observe writes on {transport!r}",
+                transport=transport,
+            )
+            return
+        saved = (own.get("write"), own.get("writeSequence"))
+        own["write"] = countedWrite
+        own["writeSequence"] = countedWriteSequence
+        self._heartbeatWrites = (own, *saved)
 
     def _heartbeatStop(self) -> None:
         entry, self._heartbeatEntry = self._heartbeatEntry, None
@@ -183,9 +193,12 @@ class HeartbeatProtocol:
             call.cancel()
         writes, self._heartbeatWrites = self._heartbeatWrites, None
         if writes is not None:
-            transport, write, writeSequence = writes
-            transport.write = write
-            transport.writeSequence = writeSequence
+            own, write, writeSequence = writes
+            for name, saved in (("write", write), ("writeSequence", writeSequence)):
+                if saved is None:
+                    own.pop(name, None)
+                else:
+                    own[name] = saved
 
 
 def _peer(transport: Any) -> str:

@@ -1,0 +1,242 @@
+"""
+Tests for L{HeartbeatProtocol} and L{HeartbeatFactory}, in simulated time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from heartbeat_twisted import HeartbeatConfig, HeartbeatFactory, HeartbeatProtocol
+from heartbeat_twisted.testing import connect
+
+from ._readme import runExample
+
+
+class Recording(HeartbeatProtocol, Protocol):
+    """
+    Calls up; records what it gets.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        self.lost: list[Failure] = []
+        self.made = 0
+
+    def connectionMade(self) -> None:
+        self.made += 1
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+
+    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:
+        self.lost.append(reason)
+
+
+class NoCallUp(HeartbeatProtocol, LineReceiver):
+    """
+    Overrides dataReceived and connectionLost without calling up, and puts
+    the mixin where the MRO would hide it.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Any = None) -> None:
+        pass
+
+
+class MixinLast(LineReceiver, HeartbeatProtocol):
+    """
+    The mixin placed after the protocol base.
+    """
+
+
+class Subclassed(Recording):
+    """
+    A subclass of a heartbeat protocol that overrides dataReceived again.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(b"sub:" + data)
+
+
+def factoryFor(protocol: type[Protocol], clock: Clock, **config: Any) -> Any:
+    class TestFactory(HeartbeatFactory, Factory):
+        pass
+
+    TestFactory.protocol = protocol
+    return TestFactory(heartbeatConfig=HeartbeatConfig(**config), clock=clock)
+
+
+class ActivityTests(SynchronousTestCase):
+    def test_receivedBytesCount(self) -> None:
+        for protocol in (Recording, NoCallUp, MixinLast, Subclassed):
+            clock = Clock()
+            factory = factoryFor(protocol, clock, idle=5, checkInterval=1)
+            connection = connect(factory)
+            clock.pump([1] * 3)
+            connection.receive(b"hello\n")  # t=3
+            clock.pump([1] * 4)  # t=7
+            self.assertFalse(connection.closed, protocol)
+            clock.advance(1)  # t=8 = 3 + idle
+            self.assertTrue(connection.closed, protocol)
+            self.assertEqual(connection.protocol.heartbeatCloseReason, "idle")
+            self.assertEqual(len(factory.heartbeatTracker), 0, protocol)
+            self.assertFalse(factory.heartbeatTracker.running, protocol)
+
+    def test_subclassHooksDoNotHideData(self) -> None:
+        clock = Clock()
+        connection = connect(factoryFor(Subclassed, clock, idle=5))
+        connection.receive(b"x")
+        self.assertEqual(connection.protocol.received, [b"sub:x"])
+        self.assertEqual(connection.protocol.made, 1)
+
+    def test_sentBytesDoNotCountByDefault(self) -> None:
+        clock = Clock()
+        connection = connect(factoryFor(Recording, clock, idle=2, checkInterval=1))
+        clock.advance(1)
+        connection.transport.write(b"tick")
+        clock.advance(1)
+        self.assertTrue(connection.closed)
+        self.assertEqual(connection.transport.value(), b"tick")
+
+    def test_sentBytesCountWithCountOutbound(self) -> None:
+        clock = Clock()
+        factory = factoryFor(
+            Recording, clock, idle=2, checkInterval=1, countOutbound=True
+        )
+        connection = connect(factory)
+        transport = connection.transport
+        clock.advance(1)
+        transport.write(b"a")
+        clock.advance(1)
+        transport.writeSequence([b"b", b"c"])
+        clock.advance(1)
+        self.assertFalse(connection.closed)
+        clock.pump([1, 1])  # silent since t=2
+        self.assertTrue(connection.closed)
+        self.assertEqual(transport.value(), b"abc")
+        # The transport's own methods are back once the connection is lost.
+        self.assertNotIn("write", vars(transport))
+        self.assertNotIn("writeSequence", vars(transport))
+
+
+class TimedOutTests(SynchronousTestCase):
+    def test_closeThenAbortAfterGrace(self) -> None:
+        """
+        A connection whose close does not complete (the peer stopped
+        reading) is aborted closeGrace seconds later.
+        """
+        clock = Clock()
+        factory = factoryFor(Recording, clock, idle=2, checkInterval=1, closeGrace=3)
+        connection = connect(factory, lingering=True)
+        clock.pump([1, 1])
+        self.assertTrue(connection.transport.disconnecting)
+        self.assertFalse(connection.closed)
+        clock.pump([1, 1])
+        self.assertFalse(connection.transport.disconnected)
+        clock.advance(1)  # t = 2 + 3
+        self.assertTrue(connection.transport.disconnected)
+        self.assertTrue(connection.closed)
+        self.assertEqual(len(connection.protocol.lost), 1)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_cleanCloseCancelsAbort(self) -> None:
+        clock = Clock()
+        factory = factoryFor(Recording, clock, idle=2, checkInterval=1, closeGrace=3)
+        connection = connect(factory)
+        clock.pump([1, 1])
+        self.assertTrue(connection.closed)
+        self.assertFalse(connection.transport.disconnected)  # not aborted
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_timedOutOnceWhileClosing(self) -> None:
+        """
+        A lingering close is not closed again when another idle period
+        passes before the abort.
+        """
+        clock = Clock()
+        factory = factoryFor(Recording, clock, idle=1, checkInterval=1, closeGrace=5)
+        connection = connect(factory, lingering=True)
+        clock.pump([1] * 4)
+        self.assertEqual(factory.heartbeatTracker.timedOut, 4)
+        self.assertEqual(len(clock.getDelayedCalls()), 2)  # sweep + one abort
+
+    def test_overrideKeepsConnectionOpen(self) -> None:
+        pinged: list[float] = []
+
+        class Pinging(Recording):
+            def heartbeatTimedOut(self) -> None:
+                pinged.append(clock.seconds())
+                self.transport.write(b"ping\n")
+
+        clock = Clock()
+        connection = connect(factoryFor(Pinging, clock, idle=2, checkInterval=1))
+        clock.pump([1] * 5)
+        connection.receive(b"pong\n")  # t=5
+        clock.pump([1] * 2)
+        self.assertEqual(pinged, [2.0, 4.0, 7.0])
+        self.assertFalse(connection.closed)
+        self.assertEqual(connection.transport.value(), b"ping\n" * 3)
+
+    def test_peerCloseUntracks(self) -> None:
+        clock = Clock()
+        factory = factoryFor(Recording, clock, idle=2)
+        connection = connect(factory)
+        self.assertEqual(len(factory.heartbeatTracker), 1)
+        connection.peerClosed()
+        self.assertEqual(len(factory.heartbeatTracker), 0)
+        self.assertIsNone(connection.protocol.heartbeatCloseReason)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class FactoryTests(SynchronousTestCase):
+    def test_oneTrackerForAllConnections(self) -> None:
+        clock = Clock()
+        factory = factoryFor(Recording, clock, idle=2)
+        connections = [connect(factory) for _ in range(3)]
+        self.assertEqual(len(factory.heartbeatTracker), 3)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        clock.pump([0.4] * 5)
+        self.assertTrue(all(c.closed for c in connections))
+
+    def test_classAttributeConfig(self) -> None:
+        class Configured(HeartbeatFactory, Factory):
+            protocol = Recording
+            heartbeatConfig = HeartbeatConfig(idle=7)
+
+        self.assertEqual(Configured().heartbeatTracker.config.idle, 7.0)
+
+    def test_missingConfigSaysWhatToDo(self) -> None:
+        class Unconfigured(HeartbeatFactory, Factory):
+            protocol = Recording
+
+        error = self.assertRaises(TypeError, connect, Unconfigured())
+        self.assertIn("has no heartbeatConfig", str(error))
+        self.assertIn("HeartbeatConfig(idle=...)", str(error))
+
+    def test_plainFactorySaysWhatToDo(self) -> None:
+        error = self.assertRaises(TypeError, connect, Factory.forProtocol(Recording))
+        self.assertIn("Mix heartbeat_twisted.HeartbeatFactory", str(error))
+
+
+class ReadmeMixinTests(SynchronousTestCase):
+    def test_example(self) -> None:
+        example = runExample("example-mixin")
+        clock = Clock()
+        factory = example["factory"]
+        self.assertEqual(factory.heartbeatConfig, HeartbeatConfig(30, 1))
+        factory.heartbeatClock = clock
+        connection = connect(factory)
+        connection.receive(b"hi\r\n")
+        self.assertEqual(connection.transport.value(), b"you said: hi\r\n")
+        clock.pump([1] * 29)
+        self.assertFalse(connection.closed)
+        clock.advance(1)
+        self.assertTrue(connection.closed)

@@ -1,0 +1,191 @@
+"""
+Tests for L{heartbeat_twisted.TimeoutMixin}: same behaviour and timing as
+Twisted's own, with a cheaper C{resetTimeout}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.protocols import policies
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from heartbeat_twisted import TimeoutMixin
+from heartbeat_twisted.testing import HeartbeatStringTransport
+
+from ._readme import runExample
+
+
+def timedProtocol(mixin: type, clock: Clock) -> Any:
+    """
+    A protocol with C{mixin}, using C{clock}, recording when it times out.
+    """
+
+    class Timed(mixin, Protocol):  # type: ignore[misc,valid-type]
+        def __init__(self) -> None:
+            self.timedOutAt: list[float] = []
+
+        def timeoutConnection(self) -> None:
+            self.timedOutAt.append(clock.seconds())
+
+    protocol = Timed()
+    protocol.callLater = clock.callLater
+    protocol.makeConnection(StringTransport())
+    return protocol
+
+
+# A scenario step: (seconds to advance first, action name, argument)
+Step = tuple[float, str, float | None]
+
+
+def play(mixin: type, steps: list[Step]) -> tuple[list[float], list[Any]]:
+    clock = Clock()
+    protocol = timedProtocol(mixin, clock)
+    returned: list[Any] = []
+    actions: dict[str, Callable[[float | None], Any]] = {
+        "set": protocol.setTimeout,
+        "reset": lambda _: protocol.resetTimeout(),
+    }
+    for advance, action, argument in steps:
+        clock.advance(advance)
+        returned.append(actions[action](argument))
+    clock.pump([0.25] * 200)  # 50 s in steps, so fire times are exact
+    return protocol.timedOutAt, returned
+
+
+class ParityTests(SynchronousTestCase):
+    """
+    The same scenario played on Twisted's mixin and on ours gives the same
+    timeouts at the same times and the same return values.
+    """
+
+    def assertSame(self, steps: list[Step]) -> list[float]:
+        theirs = play(policies.TimeoutMixin, steps)
+        ours = play(TimeoutMixin, steps)
+        self.assertEqual(ours, theirs)
+        return ours[0]
+
+    def test_timesOutAfterPeriod(self) -> None:
+        self.assertEqual(self.assertSame([(0, "set", 5)]), [5.0])
+
+    def test_resetPostpones(self) -> None:
+        steps: list[Step] = [(0, "set", 5), (3, "reset", None), (3, "reset", None)]
+        self.assertEqual(self.assertSame(steps), [11.0])
+
+    def test_shorterPeriodMovesSooner(self) -> None:
+        self.assertEqual(self.assertSame([(0, "set", 10), (1, "set", 2)]), [3.0])
+
+    def test_longerPeriodPostpones(self) -> None:
+        self.assertEqual(self.assertSame([(0, "set", 2), (1, "set", 10)]), [11.0])
+
+    def test_cancel(self) -> None:
+        self.assertEqual(self.assertSame([(0, "set", 5), (1, "set", None)]), [])
+
+    def test_resetAfterTimeoutDoesNothing(self) -> None:
+        steps: list[Step] = [(0, "set", 1), (1, "reset", None), (1, "set", 3)]
+        self.assertEqual(self.assertSame(steps), [1.0, 5.0])
+
+    def test_setTimeoutReturnsPrevious(self) -> None:
+        steps: list[Step] = [(0, "set", 5), (0, "set", 3), (0, "set", None)]
+        self.assertEqual(play(TimeoutMixin, steps)[1], [None, 5, 3])
+        self.assertSame(steps)
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0, 3.0]),
+                st.sampled_from(["set", "reset"]),
+                st.sampled_from([None, 0.5, 1.0, 2.0, 4.0]),
+            ),
+            max_size=12,
+        )
+    )
+    def test_anyScenario(self, steps: list[Step]) -> None:
+        self.assertSame(steps)
+
+
+class CostTests(SynchronousTestCase):
+    def test_resetDoesNotMoveTheTimer(self) -> None:
+        """
+        resetTimeout is a timestamp store: the one timer is not rescheduled
+        on each call (Twisted's moves it every time), and re-arms once when
+        it fires early.
+        """
+        clock = Clock()
+        protocol = timedProtocol(TimeoutMixin, clock)
+        protocol.setTimeout(10)
+        [call] = clock.getDelayedCalls()
+        for _ in range(80):
+            clock.advance(0.0625)
+            protocol.resetTimeout()
+        self.assertEqual(clock.getDelayedCalls(), [call])
+        self.assertEqual(call.getTime(), 10.0)
+        clock.advance(5)  # t=10: fires early, re-arms for t=15
+        [again] = clock.getDelayedCalls()
+        self.assertIsNot(again, call)
+        self.assertEqual(again.getTime(), 15.0)
+        clock.advance(5)
+        self.assertEqual(protocol.timedOutAt, [15.0])
+
+
+class ConnectionLostTests(SynchronousTestCase):
+    def test_cancelsTimerOnConnectionLost(self) -> None:
+        """
+        Unlike Twisted's, the timer does not outlive the connection, even if
+        the protocol's connectionLost does not call up.
+        """
+
+        class Session(TimeoutMixin, Protocol):
+            def connectionLost(self, reason: Failure | None = None) -> None:
+                pass
+
+        clock = Clock()
+        protocol = Session()
+        protocol.callLater = clock.callLater
+        transport = HeartbeatStringTransport()
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        protocol.setTimeout(5)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        transport.loseConnection()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_defaultTimeoutLosesConnection(self) -> None:
+        clock = Clock()
+
+        class Session(TimeoutMixin, Protocol):
+            callLater = staticmethod(clock.callLater)
+
+        protocol = Session()
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.setTimeout(1)
+        clock.advance(1)
+        self.assertTrue(transport.disconnecting)
+
+
+class ReadmeTimeoutTests(SynchronousTestCase):
+    def test_example(self) -> None:
+        Session = runExample("example-timeout")["Session"]
+        self.assertTrue(issubclass(Session, TimeoutMixin))
+        clock = Clock()
+        session = Session()
+        session.callLater = clock.callLater
+        transport = HeartbeatStringTransport()
+        transport.protocol = session
+        session.makeConnection(transport)
+        clock.advance(59)
+        session.dataReceived(b"x")
+        clock.advance(59)
+        self.assertIsNone(transport.lost)
+        clock.advance(1)
+        self.assertIsNotNone(transport.lost)
+        self.assertEqual(clock.getDelayedCalls(), [])

@@ -1,0 +1,282 @@
+"""
+Tests for L{heartbeat_twisted.IdleTracker}: exact timing in simulated time,
+and the work a sweep does.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from heartbeat_twisted import HeartbeatConfig, IdleEntry, IdleTracker
+
+
+class Owner:
+    """
+    Records when it timed out; optionally untracks itself (as a protocol
+    that closes does).
+    """
+
+    def __init__(self, tracker: IdleTracker, clock: Clock, closes: bool = True) -> None:
+        self.tracker = tracker
+        self.clock = clock
+        self.closes = closes
+        self.timedOutAt: list[float] = []
+        self.entry: IdleEntry = tracker.track(self)
+
+    def heartbeatTimedOut(self) -> None:
+        self.timedOutAt.append(self.clock.seconds())
+        if self.closes:
+            self.tracker.untrack(self.entry)
+
+
+def make(idle: float = 5, interval: float = 1) -> tuple[Clock, IdleTracker]:
+    clock = Clock()
+    return clock, IdleTracker(HeartbeatConfig(idle=idle, checkInterval=interval), clock)
+
+
+class TimingTests(SynchronousTestCase):
+    def test_closedAtIdleWhenSweepAligned(self) -> None:
+        clock, tracker = make(idle=5, interval=1)
+        owner = Owner(tracker, clock)
+        clock.pump([1] * 4)
+        self.assertEqual(owner.timedOutAt, [])
+        clock.advance(1)
+        self.assertEqual(owner.timedOutAt, [5.0])
+
+    def test_neverEarlyAlwaysByIdlePlusInterval(self) -> None:
+        """
+        Tracked between sweeps, a silent owner is closed at the first sweep
+        at or after idle: here idle 5 from t=0.25 is t=5.25, and the sweep
+        that follows is at t=6.
+        """
+        clock, tracker = make(idle=5, interval=1)
+        clock.advance(0.25)
+        Owner(tracker, clock, closes=False)  # starts the sweep at t=0.25
+        clock.advance(0.5)
+        owner = Owner(tracker, clock)  # silence counts from t=0.75
+        clock.pump([0.25] * 20)  # to t=5.75
+        self.assertEqual(owner.timedOutAt, [])
+        clock.pump([0.25] * 2)  # sweeps at 1.25, 2.25, ..., 5.25, 6.25
+        self.assertEqual(owner.timedOutAt, [6.25])
+
+    def test_activityPostpones(self) -> None:
+        clock, tracker = make(idle=5, interval=1)
+        owner = Owner(tracker, clock)
+        clock.pump([1] * 3)
+        tracker.touch(owner.entry)  # t=3
+        clock.pump([1] * 4)  # t=7: 4 s of silence
+        self.assertEqual(owner.timedOutAt, [])
+        clock.advance(1)
+        self.assertEqual(owner.timedOutAt, [8.0])
+
+    def test_ownerThatStaysOpenIsToldAgainAfterIdle(self) -> None:
+        clock, tracker = make(idle=2, interval=1)
+        owner = Owner(tracker, clock, closes=False)
+        clock.pump([1] * 6)
+        self.assertEqual(owner.timedOutAt, [2.0, 4.0, 6.0])
+
+    def test_manyOwnersEachOnTime(self) -> None:
+        clock, tracker = make(idle=3, interval=0.5)
+        owners = []
+        for _ in range(10):
+            owners.append(Owner(tracker, clock))
+            clock.advance(0.5)
+        clock.pump([0.5] * 20)
+        for index, owner in enumerate(owners):
+            self.assertEqual(owner.timedOutAt, [index * 0.5 + 3])
+
+    @settings(max_examples=80, deadline=None)
+    @given(
+        # Periods exact in binary floating point, so that the simulated
+        # sweeps run exactly on time.
+        idle=st.sampled_from([1.0, 2.0, 5.0, 7.5, 0.75]),
+        divisor=st.sampled_from([1, 2, 4, 8]),
+        start=st.integers(min_value=0, max_value=40),
+        touches=st.lists(st.integers(min_value=1, max_value=80), max_size=8),
+    )
+    def test_windowProperty(
+        self, idle: float, divisor: int, start: int, touches: list[int]
+    ) -> None:
+        """
+        Whatever the activity pattern, the owner times out in
+        [last + idle, last + idle + checkInterval], the clock moving in
+        half sweep periods (activity lands on and between sweeps).
+        """
+        interval = idle / divisor
+        step = interval / 2
+        clock, tracker = make(idle=idle, interval=interval)
+        Owner(tracker, clock, closes=False)  # keeps the sweep running from 0
+        clock.pump([step] * start)
+        owner = Owner(tracker, clock)
+        last = clock.seconds()
+        pending = sorted(set(touches))
+        for tick in range(1, 400):
+            clock.advance(step)
+            if owner.timedOutAt:
+                break
+            if pending and tick == pending[0]:
+                pending.pop(0)
+                tracker.touch(owner.entry)
+                last = clock.seconds()
+        self.assertEqual(len(owner.timedOutAt), 1)
+        closedAt = owner.timedOutAt[0]
+        # Never early, exactly: the due test is "last + idle <= now".
+        self.assertGreaterEqual(closedAt, last + idle)
+        self.assertLessEqual(closedAt, last + idle + interval + 1e-9)
+
+    def test_lateSweepAddsOnlyItsLateness(self) -> None:
+        """
+        When the sweeps run late (a busy reactor), the close is late by the
+        sweep's own lateness, no more: here each sweep runs 0.25 s late.
+        """
+        clock, tracker = make(idle=2, interval=1)
+        clock.advance(0.5)
+        Owner(tracker, clock, closes=False)  # sweeps due at 1.5, 2.5, ...
+        clock.advance(0.25)
+        owner = Owner(tracker, clock)  # due at 2.75, first sweep after: 3.5
+        for _ in range(3):
+            clock.advance(1.0)  # the sweeps run at 1.75, 2.75, 3.75
+        self.assertEqual(owner.timedOutAt, [3.75])
+
+
+class LifecycleTests(SynchronousTestCase):
+    def test_runsOnlyWhileTracking(self) -> None:
+        clock, tracker = make()
+        self.assertFalse(tracker.running)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        owner = Owner(tracker, clock)
+        self.assertTrue(tracker.running)
+        self.assertEqual(len(tracker), 1)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        tracker.untrack(owner.entry)
+        self.assertFalse(tracker.running)
+        self.assertEqual(len(tracker), 0)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_stopsAfterLastTimeout(self) -> None:
+        clock, tracker = make(idle=1, interval=1)
+        Owner(tracker, clock)
+        clock.advance(1)
+        self.assertFalse(tracker.running)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_untrackIsIdempotentAndReleasesOwner(self) -> None:
+        clock, tracker = make()
+        first, second = Owner(tracker, clock), Owner(tracker, clock)
+        tracker.untrack(first.entry)
+        tracker.untrack(first.entry)
+        self.assertIsNone(first.entry.owner)
+        self.assertEqual(len(tracker), 1)
+        self.assertTrue(tracker.running)
+        clock.pump([1] * 5)
+        self.assertEqual(first.timedOutAt, [])
+        self.assertEqual(second.timedOutAt, [5.0])
+
+    def test_restartsAfterStopping(self) -> None:
+        clock, tracker = make(idle=2, interval=1)
+        Owner(tracker, clock)
+        clock.pump([1, 1])
+        self.assertFalse(tracker.running)
+        clock.advance(0.5)
+        owner = Owner(tracker, clock)
+        clock.pump([0.5] * 3)
+        self.assertEqual(owner.timedOutAt, [])
+        clock.advance(0.5)
+        self.assertEqual(owner.timedOutAt, [4.5])
+
+    def test_failingOwnerDoesNotStopTheSweep(self) -> None:
+        clock, tracker = make(idle=1, interval=1)
+
+        class Broken:
+            def heartbeatTimedOut(self) -> None:
+                raise RuntimeError("boom")
+
+        tracker.track(Broken())
+        owner = Owner(tracker, clock)
+        clock.advance(1)
+        self.assertEqual(owner.timedOutAt, [1.0])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(tracker.running)
+
+    def test_untrackDuringSweepOfAnotherDueOwner(self) -> None:
+        """
+        An owner whose timeout closes another due owner: the other is not
+        told it timed out after it was untracked.
+        """
+        clock, tracker = make(idle=1, interval=1)
+        victims: list[Owner] = []
+
+        class Closer:
+            def heartbeatTimedOut(self) -> None:
+                tracker.untrack(victims[0].entry)
+
+        tracker.track(Closer())  # filed, and so handled, first
+        victims.append(Owner(tracker, clock))
+        clock.advance(1)
+        self.assertEqual(victims[0].timedOutAt, [])
+        self.assertIsNone(victims[0].entry.owner)
+
+
+class SweepCostTests(SynchronousTestCase):
+    """
+    A sweep visits the entries that are due, not all tracked entries.
+    """
+
+    def test_quietSweepVisitsNothing(self) -> None:
+        clock, tracker = make(idle=60, interval=1)
+        for _ in range(1000):
+            Owner(tracker, clock)
+        clock.pump([1] * 59)
+        self.assertEqual(tracker.ticks, 59)
+        self.assertEqual(tracker.visited, 0)
+
+    def test_sweepVisitsOnlyDueEntries(self) -> None:
+        """
+        1000 entries tracked at t=0 and 10 at t=30: the sweep at t=60
+        visits the 1000 due ones, the one at t=90 just the 10.
+        """
+        clock, tracker = make(idle=60, interval=1)
+        early = [Owner(tracker, clock) for _ in range(1000)]
+        clock.pump([1] * 30)
+        late = [Owner(tracker, clock) for _ in range(10)]
+        clock.pump([1] * 30)
+        self.assertEqual(tracker.lastVisited, 1000)
+        self.assertTrue(all(o.timedOutAt == [60.0] for o in early))
+        clock.pump([1] * 29)
+        self.assertEqual(tracker.lastVisited, 0)
+        clock.advance(1)
+        self.assertEqual(tracker.lastVisited, 10)
+        self.assertTrue(all(o.timedOutAt == [90.0] for o in late))
+        self.assertEqual(tracker.visited, 1010)
+
+    def test_activityIsRefiledOncePerIdlePeriod(self) -> None:
+        """
+        An entry that is busy all the time is visited once per idle period
+        (when its stale deadline comes up), however many chunks it gets.
+        """
+        clock, tracker = make(idle=10, interval=1)
+        owner = Owner(tracker, clock)
+        for _ in range(100):
+            for _ in range(50):
+                tracker.touch(owner.entry)
+            clock.advance(1)
+        self.assertEqual(owner.timedOutAt, [])
+        self.assertEqual(tracker.ticks, 100)
+        # Touched just before each sweep, it is re-filed 9 s ahead at each
+        # visit: visited at t=10, 19, 28, ..., 100.
+        self.assertEqual(tracker.visited, 11)
+
+    def test_lateClockVisitsEachEntryOnce(self) -> None:
+        """
+        If the clock jumps far ahead (a stalled process), one sweep handles
+        all due entries once, without walking every missed sweep.
+        """
+        clock, tracker = make(idle=5, interval=1)
+        owners = [Owner(tracker, clock) for _ in range(100)]
+        clock.advance(10_000)
+        self.assertEqual(tracker.ticks, 1)
+        self.assertEqual(tracker.visited, 100)
+        self.assertTrue(all(o.timedOutAt == [10_000.0] for o in owners))
