@@ -71,11 +71,15 @@ class HeartbeatConfigTests(SynchronousTestCase):
         self.assertRejected("'closeGrace' must be >= 0: -1", idle=1, closeGrace=-1)
 
     def test_countOutboundMustBeABool(self) -> None:
-        self.assertRejected("'countOutbound' must be a bool: 1", idle=1, countOutbound=1)
+        self.assertRejected(
+            "'countOutbound' must be a bool: 1", idle=1, countOutbound=1
+        )
 
     def test_frozen(self) -> None:
         config = HeartbeatConfig(idle=5)
-        self.assertRaises(attrs.exceptions.FrozenInstanceError, setattr, config, "idle", 1)
+        self.assertRaises(
+            attrs.exceptions.FrozenInstanceError, setattr, config, "idle", 1
+        )
 
     def test_evolveValidates(self) -> None:
         config = HeartbeatConfig(idle=5)
