@@ -167,6 +167,10 @@ class TimedOutTests(SynchronousTestCase):
         clock.pump([1] * 4)
         self.assertEqual(factory.heartbeatTracker.timedOut, 4)
         self.assertEqual(len(clock.getDelayedCalls()), 2)  # sweep + one abort
+        self.assertTrue(connection.transport.disconnecting)
+        self.assertFalse(connection.closed)
+        clock.advance(1)  # t = 1 + closeGrace
+        self.assertTrue(connection.closed)
 
     def test_overrideKeepsConnectionOpen(self) -> None:
         pinged: list[float] = []

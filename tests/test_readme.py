@@ -6,7 +6,6 @@ and the server command names the plugin this package ships.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
