@@ -169,7 +169,7 @@ class TimedOutTests(SynchronousTestCase):
         self.assertEqual(len(clock.getDelayedCalls()), 2)  # sweep + one abort
         self.assertTrue(connection.transport.disconnecting)
         self.assertFalse(connection.closed)
-        clock.advance(1)  # t = 1 + closeGrace
+        clock.pump([1, 1])  # t = 1 + closeGrace
         self.assertTrue(connection.closed)
 
     def test_overrideKeepsConnectionOpen(self) -> None:
