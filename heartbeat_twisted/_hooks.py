@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["hookMethod"]
+__all__ = ["callsFirst", "hookMethod"]
 
 Method = Callable[..., Any]
 
@@ -45,3 +45,19 @@ def hookMethod(
         wrapper.__doc__ = f"The base class's C{{{name}}}, observed by a mixin."
     setattr(wrapper, mark, True)
     setattr(cls, name, wrapper)
+
+
+def callsFirst(hook: str) -> Callable[[Method], Method]:
+    """
+    A C{makeWrapper} for L{hookMethod}: the wrapper calls C{self.<hook>()}
+    with no arguments, then the original method.
+    """
+
+    def makeWrapper(original: Method) -> Method:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            getattr(self, hook)()
+            return original(self, *args, **kwargs)
+
+        return wrapper
+
+    return makeWrapper

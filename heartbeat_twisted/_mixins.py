@@ -10,10 +10,9 @@ from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from ._config import HeartbeatConfig
-from ._hooks import Method, hookMethod
+from ._hooks import Method, callsFirst, hookMethod
 from ._tracker import IdleEntry, IdleTracker
 
 __all__ = ["HeartbeatFactory", "HeartbeatProtocol"]
@@ -37,14 +36,6 @@ def _hookDataReceived(original: Method) -> Method:
         return original(self, data)
 
     return dataReceived
-
-
-def _hookConnectionLost(original: Method) -> Method:
-    def connectionLost(self: HeartbeatProtocol, reason: Failure) -> Any:
-        self._heartbeatStop()
-        return original(self, reason)
-
-    return connectionLost
 
 
 class HeartbeatProtocol:
@@ -82,7 +73,7 @@ class HeartbeatProtocol:
         super().__init_subclass__(**kwargs)
         hookMethod(cls, "makeConnection", _MARK, _hookMakeConnection)
         hookMethod(cls, "dataReceived", _MARK, _hookDataReceived)
-        hookMethod(cls, "connectionLost", _MARK, _hookConnectionLost)
+        hookMethod(cls, "connectionLost", _MARK, callsFirst("_heartbeatStop"))
 
     def heartbeatTracker(self) -> IdleTracker:
         """

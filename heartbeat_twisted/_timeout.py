@@ -9,21 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall
-from twisted.python.failure import Failure
 
-from ._hooks import Method, hookMethod
+from ._hooks import callsFirst, hookMethod
 
 __all__ = ["TimeoutMixin"]
 
 _MARK = "_timeoutHooked"
-
-
-def _hookConnectionLost(original: Method) -> Method:
-    def connectionLost(self: TimeoutMixin, reason: Failure) -> Any:
-        self._timeoutCancel()
-        return original(self, reason)
-
-    return connectionLost
 
 
 class TimeoutMixin:
@@ -50,7 +41,7 @@ class TimeoutMixin:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        hookMethod(cls, "connectionLost", _MARK, _hookConnectionLost)
+        hookMethod(cls, "connectionLost", _MARK, callsFirst("_timeoutCancel"))
 
     def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
         """

@@ -52,7 +52,7 @@ class HeartbeatStringTransport(StringTransport):
         Close cleanly: the protocol hears C{ConnectionDone}, unless
         L{lingering}.
         """
-        super().loseConnection()
+        super().loseConnection()  # type: ignore[no-untyped-call]
         if not self.lingering:
             self._lose(ConnectionDone("closed cleanly"))
 
@@ -60,13 +60,13 @@ class HeartbeatStringTransport(StringTransport):
         """
         Close at once: the protocol hears C{ConnectionAborted}.
         """
-        super().abortConnection()
+        super().abortConnection()  # type: ignore[no-untyped-call]
         self._lose(ConnectionAborted("aborted"))
 
     def _lose(self, error: Exception) -> None:
         if self.lost is not None or self.protocol is None:
             return
-        self.lost = Failure(error)
+        self.lost = Failure(error)  # type: ignore[no-untyped-call]
         self.protocol.connectionLost(self.lost)
 
 
@@ -121,7 +121,7 @@ def connect(
     protocol = factory.buildProtocol(peer)
     if protocol is None:
         raise ValueError(f"{factory!r} built no protocol for {peer!r}")
-    transport = HeartbeatStringTransport(peerAddress=peer)
+    transport = HeartbeatStringTransport(peerAddress=peer)  # type: ignore[no-untyped-call]
     transport.protocol = protocol
     transport.lingering = lingering
     protocol.makeConnection(transport)

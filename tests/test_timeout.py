@@ -41,6 +41,18 @@ def timedProtocol(mixin: type, clock: Clock) -> Any:
     return protocol
 
 
+def connected(protocol: Any, clock: Clock) -> tuple[Any, HeartbeatStringTransport]:
+    """
+    Connect C{protocol}, timed by C{clock}, to a transport that reports its
+    close.
+    """
+    protocol.callLater = clock.callLater
+    transport = HeartbeatStringTransport()
+    transport.protocol = protocol
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
 # A scenario step: (seconds to advance first, action name, argument)
 Step = tuple[float, str, float | None]
 
@@ -148,11 +160,7 @@ class ConnectionLostTests(SynchronousTestCase):
                 pass
 
         clock = Clock()
-        protocol = Session()
-        protocol.callLater = clock.callLater
-        transport = HeartbeatStringTransport()
-        transport.protocol = protocol
-        protocol.makeConnection(transport)
+        protocol, transport = connected(Session(), clock)
         protocol.setTimeout(5)
         self.assertEqual(len(clock.getDelayedCalls()), 1)
         transport.loseConnection()
@@ -177,11 +185,7 @@ class ReadmeTimeoutTests(SynchronousTestCase):
         Session = runExample("example-timeout")["Session"]
         self.assertTrue(issubclass(Session, TimeoutMixin))
         clock = Clock()
-        session = Session()
-        session.callLater = clock.callLater
-        transport = HeartbeatStringTransport()
-        transport.protocol = session
-        session.makeConnection(transport)
+        session, transport = connected(Session(), clock)
         clock.advance(59)
         session.dataReceived(b"x")
         clock.advance(59)
