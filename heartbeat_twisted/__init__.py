@@ -11,7 +11,12 @@ heartbeat_twisted: keep long-lived Twisted TCP connections honest.
 """
 
 from ._config import HeartbeatConfig, KeepAliveConfig, defaultCheckInterval
-from ._keepalive import KeepAlivePlatform, KeepAliveResult, enableKeepAlive
+from ._keepalive import (
+    KeepAlivePlatform,
+    KeepAliveResult,
+    KeepAliveTimedOut,
+    enableKeepAlive,
+)
 from ._mixins import HeartbeatFactory, HeartbeatProtocol
 from ._timeout import TimeoutMixin
 from ._tracker import IdleEntry, Idler, IdleTracker
@@ -31,6 +36,7 @@ __all__ = [
     "KeepAliveConfig",
     "KeepAlivePlatform",
     "KeepAliveResult",
+    "KeepAliveTimedOut",
     "TimeoutMixin",
     "__version__",
     "defaultCheckInterval",

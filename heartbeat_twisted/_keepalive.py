@@ -23,6 +23,13 @@ What each platform offers is looked up once per process
 
 An option the platform lacks is named in L{KeepAliveResult.unsupported} and
 logged once per process, never silently dropped.
+
+When the kernel gives up on a peer it reports C{ETIMEDOUT}, but Twisted's
+TCP transport drops the errno and hands the protocol a bare
+L{ConnectionLost}.  Where the kernel can tell (Linux, C{TCP_INFO}), a
+transport that L{enableKeepAlive} tuned reports
+L{KeepAliveTimedOut} instead: still a L{ConnectionLost}, with
+C{osError = ETIMEDOUT}.
 """
 
 from __future__ import annotations
@@ -34,11 +41,18 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+from twisted.internet.error import ConnectionLost
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ._config import KeepAliveConfig
 
-__all__ = ["KeepAlivePlatform", "KeepAliveResult", "enableKeepAlive"]
+__all__ = [
+    "KeepAlivePlatform",
+    "KeepAliveResult",
+    "KeepAliveTimedOut",
+    "enableKeepAlive",
+]
 
 _log = Logger()
 
@@ -60,6 +74,11 @@ _DARWIN_OPTIONS = {"idle": 0x10, "interval": 0x101, "count": 0x102}
 # setsockopt errors that mean "this system does not have that option"
 # (10042 is Windows' WSAENOPROTOOPT).
 _UNSUPPORTED_ERRNOS = frozenset({errno.ENOPROTOOPT, errno.EOPNOTSUPP, 10042})
+
+# Linux's TCP_CLOSE, the first byte of struct tcp_info once the kernel has
+# dropped the connection; the fourth byte is tcpi_probes, the unanswered
+# probes (keepalive or zero window) outstanding when it did.
+_TCP_CLOSE = 7
 
 # (option, platform) pairs and "not applicable" reasons already logged.
 _loggedOnce: set[tuple[str, ...]] = set()
@@ -95,6 +114,8 @@ class KeepAlivePlatform:
     @ivar solSocket: C{SOL_SOCKET} on this platform.
     @ivar soKeepAlive: C{SO_KEEPALIVE} on this platform.
     @ivar ipprotoTCP: C{IPPROTO_TCP} on this platform.
+    @ivar tcpInfo: C{TCP_INFO} where its layout is known (Linux), so that a
+        keepalive timeout can be told from other losses; else L{None}.
     """
 
     name: str
@@ -103,6 +124,7 @@ class KeepAlivePlatform:
     solSocket: int = socket.SOL_SOCKET
     soKeepAlive: int = socket.SO_KEEPALIVE
     ipprotoTCP: int = socket.IPPROTO_TCP
+    tcpInfo: int | None = None
 
     @classmethod
     def detect(cls, name: str | None = None, module: Any = None) -> KeepAlivePlatform:
@@ -121,7 +143,11 @@ class KeepAlivePlatform:
             if isinstance(value, int):
                 options[field] = value
         keepAliveVals = None
-        if name == "darwin":
+        tcpInfo = None
+        if name.startswith("linux"):
+            info = getattr(module, "TCP_INFO", None)
+            tcpInfo = info if isinstance(info, int) else None
+        elif name == "darwin":
             # macOS names the idle time TCP_KEEPALIVE.
             options.pop("idle", None)
             idle = getattr(module, "TCP_KEEPALIVE", None)
@@ -146,6 +172,7 @@ class KeepAlivePlatform:
             solSocket=getattr(module, "SOL_SOCKET", socket.SOL_SOCKET),
             soKeepAlive=getattr(module, "SO_KEEPALIVE", socket.SO_KEEPALIVE),
             ipprotoTCP=getattr(module, "IPPROTO_TCP", socket.IPPROTO_TCP),
+            tcpInfo=tcpInfo,
         )
 
     def lacks(self, config: KeepAliveConfig) -> tuple[str, ...]:
@@ -196,6 +223,8 @@ class KeepAliveResult:
     @ivar unverified: The settings that were set but cannot be read back
         (Windows' C{SIO_KEEPALIVE_VALS}); they carry the asked value.
     @ivar platform: The platform's name (C{sys.platform}).
+    @ivar reportsTimeout: Whether the transport will report a keepalive
+        timeout as L{KeepAliveTimedOut} (see L{enableKeepAlive}).
     """
 
     applicable: bool
@@ -208,6 +237,7 @@ class KeepAliveResult:
     unsupported: tuple[str, ...] = ()
     unverified: tuple[str, ...] = ()
     platform: str = ""
+    reportsTimeout: bool = False
 
     @classmethod
     def notApplicable(cls, reason: str, platform: str = "") -> KeepAliveResult:
@@ -235,6 +265,20 @@ def _isSocket(handle: object) -> bool:
     ) and isinstance(getattr(handle, "family", None), int)
 
 
+class KeepAliveTimedOut(ConnectionLost):
+    """
+    The kernel dropped the connection because its keepalive probes went
+    unanswered (C{ETIMEDOUT}): the peer vanished or the path to it is cut.
+
+    A L{ConnectionLost}, so code that checks for that still works.
+
+    @ivar osError: C{errno.ETIMEDOUT}.
+    """
+
+    MESSAGE = "The kernel's keepalive probes went unanswered (ETIMEDOUT)"
+    osError = errno.ETIMEDOUT
+
+
 def findSocket(transport: object) -> tuple[Any, str]:
     """
     Find the TCP socket under C{transport}: its own (C{getHandle()}), or,
@@ -244,6 +288,14 @@ def findSocket(transport: object) -> tuple[Any, str]:
 
     @return: C{(socket, "")}, or C{(None, reason)} if there is no open TCP
         socket.
+    """
+    _, sock, reason = _findOwner(transport)
+    return sock, reason
+
+
+def _findOwner(transport: object) -> tuple[Any, Any, str]:
+    """
+    Like L{findSocket}, but also return the transport that owns the socket.
     """
     current: object = transport
     for _ in range(16):
@@ -257,15 +309,23 @@ def findSocket(transport: object) -> tuple[Any, str]:
                 family = handle.family
                 if family not in (socket.AF_INET, socket.AF_INET6):
                     name = getattr(family, "name", str(family))
-                    return None, f"{type(current).__qualname__} is not TCP ({name})"
+                    return (
+                        None,
+                        None,
+                        f"{type(current).__qualname__} is not TCP ({name})",
+                    )
                 if handle.fileno() == -1:
-                    return None, f"{type(current).__qualname__}'s socket is closed"
-                return handle, ""
+                    return (
+                        None,
+                        None,
+                        f"{type(current).__qualname__}'s socket is closed",
+                    )
+                return current, handle, ""
         below = getattr(current, "transport", None)
         if below is None or below is current:
             break
         current = below
-    return None, f"{type(transport).__qualname__} has no TCP socket"
+    return None, None, f"{type(transport).__qualname__} has no TCP socket"
 
 
 def enableKeepAlive(
@@ -283,6 +343,11 @@ def enableKeepAlive(
     and the reason; nothing is raised.  A setting the platform lacks is
     listed in C{unsupported} and logged once per process.
 
+    Where the platform can tell (Linux), the transport is also made to
+    report a connection the kernel dropped for unanswered probes as
+    L{KeepAliveTimedOut} rather than a bare L{ConnectionLost} (see
+    C{reportsTimeout}); this costs nothing until the connection is lost.
+
     @param transport: The connection's transport (C{protocol.transport}).
     @param config: The keepalive settings.
     @param platform: Where the settings live; this process's platform if
@@ -291,10 +356,56 @@ def enableKeepAlive(
         not having it.
     """
     platform = currentPlatform() if platform is None else platform
-    sock, reason = findSocket(transport)
+    owner, sock, reason = _findOwner(transport)
     if sock is None:
         return KeepAliveResult.notApplicable(reason, platform.name)
-    return _apply(sock, config, platform)
+    result = _apply(sock, config, platform)
+    if platform.tcpInfo is not None and _reportTimeout(owner, sock, platform):
+        result = attrs.evolve(result, reportsTimeout=True)
+    return result
+
+
+def _probesUnanswered(sock: Any, ipprotoTCP: int, tcpInfo: int) -> bool:
+    """
+    Whether the kernel closed C{sock} with probes outstanding (Linux).
+    """
+    try:
+        info = sock.getsockopt(ipprotoTCP, tcpInfo, 8)
+    except OSError:
+        return False
+    return len(info) >= 4 and info[0] == _TCP_CLOSE and info[3] > 0
+
+
+def _reportTimeout(owner: Any, sock: Any, platform: KeepAlivePlatform) -> bool:
+    """
+    Make C{owner.connectionLost} (the TCP transport's; the reactor calls it
+    before the socket is closed) turn a bare L{ConnectionLost} into
+    L{KeepAliveTimedOut} when the kernel dropped the connection for
+    unanswered probes.  Twisted's own reading of the socket has consumed
+    the C{ETIMEDOUT} by then; C{TCP_INFO} still tells.
+    """
+    original = getattr(owner, "connectionLost", None)
+    if original is None or getattr(original, "_keepAliveWatch", False):
+        return original is not None
+    ipprotoTCP, tcpInfo = platform.ipprotoTCP, platform.tcpInfo
+    assert tcpInfo is not None
+
+    def connectionLost(reason: Failure) -> Any:
+        # Drop the per-instance hook first: it breaks the reference cycle
+        # and makes a second call go straight to the original.
+        vars(owner).pop("connectionLost", None)
+        if reason.type is ConnectionLost and _probesUnanswered(
+            sock, ipprotoTCP, tcpInfo
+        ):
+            reason = Failure(KeepAliveTimedOut())  # type: ignore[no-untyped-call]
+        return original(reason)
+
+    connectionLost._keepAliveWatch = True  # type: ignore[attr-defined]
+    try:
+        owner.connectionLost = connectionLost
+    except AttributeError:
+        return False
+    return True
 
 
 def _apply(

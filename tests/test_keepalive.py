@@ -10,12 +10,14 @@ import socket
 from types import SimpleNamespace
 from typing import Any
 
+from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 import heartbeat_twisted
@@ -27,6 +29,7 @@ from heartbeat_twisted import (
     KeepAliveConfig,
     KeepAlivePlatform,
     KeepAliveResult,
+    KeepAliveTimedOut,
     _keepalive,
     enableKeepAlive,
     tap,
@@ -46,6 +49,7 @@ LINUX = SimpleNamespace(
     TCP_KEEPINTVL=5,
     TCP_KEEPCNT=6,
     TCP_USER_TIMEOUT=18,
+    TCP_INFO=11,
 )
 DARWIN = SimpleNamespace(
     SOL_SOCKET=0xFFFF,
@@ -93,6 +97,8 @@ class FakeSocket:
         self.readBack = readBack or {}
         self.refuse = refuse or {}
         self.closed = False
+        # struct tcp_info: state, ca_state, retransmits, probes, ...
+        self.tcpInfo = bytes([1, 0, 0, 0, 0, 0, 0, 0])
 
     def fileno(self) -> int:
         return -1 if self.closed else 7
@@ -102,9 +108,11 @@ class FakeSocket:
             raise OSError(self.refuse[option], "refused")
         self.options[(level, option)] = value
 
-    def getsockopt(self, level: int, option: int) -> int:
+    def getsockopt(self, level: int, option: int, size: int = 0) -> Any:
         if option in self.refuse:
             raise OSError(self.refuse[option], "refused")
+        if size:
+            return self.tcpInfo[:size]
         return self.readBack.get(option, self.options.get((level, option), 0))
 
     def ioctl(self, code: int, value: Any) -> None:
@@ -119,9 +127,16 @@ class SocketTransport(StringTransport):
     def __init__(self, sock: FakeSocket) -> None:
         super().__init__()
         self.sock = sock
+        self.lostReasons: list[Failure] = []
 
     def getHandle(self) -> FakeSocket:
         return self.sock
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        What the reactor calls when the connection is gone; recorded.
+        """
+        self.lostReasons.append(reason)
 
 
 class TLSLike:
@@ -160,6 +175,7 @@ class PlatformTableTests(SynchronousTestCase):
                 solSocket=1,
                 soKeepAlive=9,
                 ipprotoTCP=6,
+                tcpInfo=11,
             ),
         )
         self.assertEqual(platform.lacks(KeepAliveConfig(2, 1, 3, 3500)), ())
@@ -264,6 +280,7 @@ class EnableKeepAliveTests(SynchronousTestCase):
                 count=3,
                 userTimeout=3500,
                 platform="linux",
+                reportsTimeout=True,
             ),
         )
         self.assertEqual(
@@ -421,6 +438,96 @@ class EnableKeepAliveTests(SynchronousTestCase):
         self.assertEqual(result.reason, "SocketTransport's socket is closed")
         self.assertEqual(result.settings(), {})
         self.assertEqual((unix.options, closed.options), ({}, {}))
+
+
+class TimeoutReportTests(SynchronousTestCase):
+    """
+    On Linux a connection the kernel dropped for unanswered probes is
+    reported as L{KeepAliveTimedOut}; Twisted alone would say only
+    L{ConnectionLost}.
+    """
+
+    def setUp(self) -> None:
+        self.sock = FakeSocket()
+        self.transport = SocketTransport(self.sock)
+        self.result = enableKeepAlive(
+            self.transport, KeepAliveConfig(2, 1, 3), platformFor("linux", LINUX)
+        )
+
+    def lose(self, reason: Exception, tcpInfo: list[int]) -> Failure:
+        self.sock.tcpInfo = bytes(tcpInfo + [0] * 4)
+        self.transport.connectionLost(Failure(reason))
+        [lost] = self.transport.lostReasons
+        return lost
+
+    def test_timedOut(self) -> None:
+        """
+        Closed by the kernel (C{TCP_CLOSE}) with probes outstanding: the
+        protocol gets a L{KeepAliveTimedOut}, a L{ConnectionLost} whose
+        C{osError} is C{ETIMEDOUT}.
+        """
+        self.assertTrue(self.result.reportsTimeout)
+        lost = self.lose(ConnectionLost(), [7, 0, 0, 3])
+        self.assertIsInstance(lost.value, KeepAliveTimedOut)
+        self.assertIsInstance(lost.value, ConnectionLost)
+        self.assertEqual(lost.value.osError, errno.ETIMEDOUT)
+        self.assertEqual(
+            str(lost.value),
+            "The kernel's keepalive probes went unanswered (ETIMEDOUT).",
+        )
+
+    def test_otherLosses(self) -> None:
+        """
+        A loss without outstanding probes, or while the socket is not yet
+        closed, stays a plain L{ConnectionLost}.
+        """
+        for info in ([7, 0, 0, 0], [1, 0, 0, 2]):
+            self.setUp()
+            lost = self.lose(ConnectionLost(), info)
+            self.assertIs(lost.type, ConnectionLost)
+
+    def test_cleanCloses(self) -> None:
+        """
+        A clean close or an abort is passed on as it is, without asking the
+        kernel.
+        """
+        for reason in (ConnectionDone(), ConnectionAborted()):
+            self.setUp()
+            self.sock.refuse = {11: errno.EBADF}
+            lost = self.lose(reason, [7, 0, 0, 3])
+            self.assertIs(lost.value, reason)
+
+    def test_unreadable(self) -> None:
+        """
+        If C{TCP_INFO} cannot be read, the loss is passed on unchanged.
+        """
+        self.sock.refuse = {11: errno.EBADF}
+        lost = self.lose(ConnectionLost(), [7, 0, 0, 3])
+        self.assertIs(lost.type, ConnectionLost)
+
+    def test_once(self) -> None:
+        """
+        Enabling twice hooks once; after the loss the transport's own
+        C{connectionLost} is back.
+        """
+        enableKeepAlive(
+            self.transport, KeepAliveConfig(2, 1, 3), platformFor("linux", LINUX)
+        )
+        self.assertIn("connectionLost", vars(self.transport))
+        self.lose(ConnectionLost(), [7, 0, 0, 3])
+        self.assertNotIn("connectionLost", vars(self.transport))
+
+    def test_otherPlatforms(self) -> None:
+        """
+        Elsewhere the layout of C{TCP_INFO} is not known: nothing is hooked.
+        """
+        for name, module in [("darwin", DARWIN), ("win32", WINDOWS)]:
+            transport = SocketTransport(FakeSocket())
+            result = enableKeepAlive(
+                transport, KeepAliveConfig(2, 1, 3), platformFor(name, module)
+            )
+            self.assertFalse(result.reportsTimeout)
+            self.assertNotIn("connectionLost", vars(transport))
 
 
 class KeepAliveProtocol(HeartbeatProtocol, Protocol):
@@ -636,6 +743,7 @@ class ExportsTests(SynchronousTestCase):
             ("enableKeepAlive", _keepalive.enableKeepAlive),
             ("KeepAliveResult", _keepalive.KeepAliveResult),
             ("KeepAlivePlatform", _keepalive.KeepAlivePlatform),
+            ("KeepAliveTimedOut", _keepalive.KeepAliveTimedOut),
         ]:
             self.assertIn(name, heartbeat_twisted.__all__)
             self.assertIs(getattr(heartbeat_twisted, name), obj)
@@ -665,3 +773,33 @@ class ReadmeExampleTests(SynchronousTestCase):
         client = namespace["Client"]()
         client.makeConnection(SocketTransport(FakeSocket()))
         self.assertEqual(client.keepAlive.settings()["count"], 6)
+
+
+class DemoCloseReasonTests(SynchronousTestCase):
+    """
+    The demo server names a keepalive timeout in its close log.
+    """
+
+    def test_keepAliveTimeout(self) -> None:
+        """
+        A L{KeepAliveTimedOut} loss is logged as C{close fd N: keepalive
+        timeout}.
+        """
+        self.patch(_keepalive, "_current", platformFor("linux", LINUX))
+        factory = DemoFactory(
+            heartbeatConfig=HeartbeatConfig(idle=60),
+            clock=Clock(),
+            keepAlive=KeepAliveConfig(2, 1, 3),
+        )
+        protocol = factory.buildProtocol(None)
+        transport = SocketTransport(FakeSocket())
+        protocol.makeConnection(transport)
+        transport.sock.tcpInfo = bytes([7, 0, 0, 3, 0, 0, 0, 0])
+        with capturedLogs() as events:
+            transport.connectionLost(Failure(ConnectionLost()))
+            protocol.connectionLost(transport.lostReasons[0])
+        closes = [e for e in events if e.get("log_format", "").startswith("close fd")]
+        self.assertEqual(
+            [(e["fd"], e["reason"]) for e in closes], [(1, "keepalive timeout")]
+        )
+        self.assertEqual(factory.closed["keepalive timeout"], 1)
