@@ -169,7 +169,9 @@ class KeepAliveKernelTests(TestCase):
     log = Logger()
 
     def setUp(self) -> None:
-        requireSystem(self, "ip", "iptables", "tcpdump", "nc", root=True, netns=True)
+        requireSystem(
+            self, "ip", "iptables", "tcpdump", "nc", "ps", root=True, netns=True
+        )
 
     def measured(self, scenario: str, **figures: float) -> None:
         self.log.info(
