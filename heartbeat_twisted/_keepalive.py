@@ -320,12 +320,33 @@ def _findOwner(transport: object) -> tuple[Any, Any, str]:
                         None,
                         f"{type(current).__qualname__}'s socket is closed",
                     )
-                return current, handle, ""
+                return _lowest(current, handle), handle, ""
         below = getattr(current, "transport", None)
         if below is None or below is current:
             break
         current = below
     return None, None, f"{type(transport).__qualname__} has no TCP socket"
+
+
+def _lowest(owner: object, handle: object) -> object:
+    """
+    The lowest transport in C{owner}'s C{.transport} chain whose handle is
+    still C{handle}: a C{ProtocolWrapper} hands out its transport's socket
+    as its own, but it is the TCP transport that the reactor tells of the
+    loss first, while the socket is still open.
+    """
+    for _ in range(16):
+        below = getattr(owner, "transport", None)
+        getHandle = getattr(below, "getHandle", None)
+        if below is None or below is owner or not callable(getHandle):
+            break
+        try:
+            if getHandle() is not handle:
+                break
+        except Exception:
+            break
+        owner = below
+    return owner
 
 
 def enableKeepAlive(
@@ -359,10 +380,8 @@ def enableKeepAlive(
     owner, sock, reason = _findOwner(transport)
     if sock is None:
         return KeepAliveResult.notApplicable(reason, platform.name)
-    result = _apply(sock, config, platform)
-    if platform.tcpInfo is not None and _reportTimeout(owner, sock, platform):
-        result = attrs.evolve(result, reportsTimeout=True)
-    return result
+    reports = platform.tcpInfo is not None and _reportTimeout(owner, sock, platform)
+    return _apply(sock, config, platform, reports)
 
 
 def _probesUnanswered(sock: Any, ipprotoTCP: int, tcpInfo: int) -> bool:
@@ -409,7 +428,7 @@ def _reportTimeout(owner: Any, sock: Any, platform: KeepAlivePlatform) -> bool:
 
 
 def _apply(
-    sock: Any, config: KeepAliveConfig, platform: KeepAlivePlatform
+    sock: Any, config: KeepAliveConfig, platform: KeepAlivePlatform, reports: bool
 ) -> KeepAliveResult:
     sock.setsockopt(platform.solSocket, platform.soKeepAlive, 1)
     values: dict[str, int | None] = {}
@@ -453,4 +472,5 @@ def _apply(
         count=values.get("count"),
         userTimeout=values.get("userTimeout"),
         platform=platform.name,
+        reportsTimeout=reports,
     )

@@ -414,6 +414,11 @@ class EnableKeepAliveTests(SynchronousTestCase):
             wrapper, KeepAliveConfig(3, 2, 1), platformFor("linux", LINUX)
         )
         self.assertEqual(result.settings()["idle"], 3)
+        # The loss is watched where the reactor reports it first: on the
+        # TCP transport, not on the wrapper.
+        self.assertTrue(result.reportsTimeout)
+        self.assertIn("connectionLost", vars(wrapper.transport))
+        self.assertNotIn("connectionLost", vars(wrapper))
 
     def test_notApplicable(self) -> None:
         """

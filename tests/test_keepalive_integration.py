@@ -174,6 +174,10 @@ class KeepAliveLoopbackTests(TestCase):
             {k: v for k, v in expected(SERVER).items() if k != "enabled"},
         )
         self.assertEqual(kernelSettings(accepted.transport), expected(SERVER))
+        self.assertEqual(
+            accepted.keepAliveResult.reportsTimeout,
+            currentPlatform().tcpInfo is not None,
+        )
         self.assertTrue(client.keepAlive.enabled)
         self.assertEqual(kernelSettings(client.transport), expected(CLIENT))
         self.assertEqual(client.keepAlive.count, CLIENT.count)
