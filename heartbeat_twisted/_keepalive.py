@@ -26,7 +26,7 @@ logged once per process, never silently dropped.
 
 When the kernel gives up on a peer it reports C{ETIMEDOUT}, but Twisted's
 TCP transport drops the errno and hands the protocol a bare
-L{ConnectionLost}.  Where the kernel can tell (Linux, C{TCP_INFO}), a
+L{ConnectionLost}.  Where the socket can tell why (Linux, C{TCP_INFO}), a
 transport that L{enableKeepAlive} tuned reports
 L{KeepAliveTimedOut} instead: still a L{ConnectionLost}, with
 C{osError = ETIMEDOUT}.
