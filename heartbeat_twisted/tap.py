@@ -64,7 +64,7 @@ def _seconds(name: str, value: str | None) -> float | None:
         ) from None
 
 
-def _whole(name: str, value: str) -> int:
+def _integer(name: str, value: str) -> int:
     try:
         return int(value)
     except ValueError:
@@ -101,7 +101,7 @@ def keepAliveFromOptions(options: usage.Options) -> KeepAliveConfig | None:
     values = dict(_KEEPALIVE_DEFAULTS)
     for name, value in given.items():
         if value is not None:
-            values[_KEEPALIVE_OPTIONS[name]] = _whole(name, value)
+            values[_KEEPALIVE_OPTIONS[name]] = _integer(name, value)
     try:
         return KeepAliveConfig(
             idle=values["idle"],
