@@ -5,10 +5,18 @@ heartbeat_twisted: keep long-lived Twisted TCP connections honest.
     for C{idle} seconds, with one sweep for all of them;
   - L{HeartbeatWrappingFactory}: the same for a factory you cannot change;
   - L{TimeoutMixin}: a cheaper drop-in for Twisted's own;
+  - L{enableKeepAlive} / L{KeepAliveConfig}: OS TCP keepalive, tuned and
+    read back;
   - L{IdleTracker}: the sweep engine itself.
 """
 
 from ._config import HeartbeatConfig, KeepAliveConfig, defaultCheckInterval
+from ._keepalive import (
+    KeepAlivePlatform,
+    KeepAliveResult,
+    KeepAliveTimedOut,
+    enableKeepAlive,
+)
 from ._mixins import HeartbeatFactory, HeartbeatProtocol
 from ._timeout import TimeoutMixin
 from ._tracker import IdleEntry, Idler, IdleTracker
@@ -26,7 +34,11 @@ __all__ = [
     "IdleTracker",
     "Idler",
     "KeepAliveConfig",
+    "KeepAlivePlatform",
+    "KeepAliveResult",
+    "KeepAliveTimedOut",
     "TimeoutMixin",
     "__version__",
     "defaultCheckInterval",
+    "enableKeepAlive",
 ]

@@ -11,8 +11,9 @@ from typing import Any
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from ._config import HeartbeatConfig
+from ._config import HeartbeatConfig, KeepAliveConfig
 from ._hooks import Method, callsFirst, hookMethod
+from ._keepalive import KeepAliveResult, enableKeepAlive, logOnce
 from ._tracker import IdleEntry, IdleTracker
 
 __all__ = ["HeartbeatFactory", "HeartbeatProtocol"]
@@ -57,8 +58,15 @@ class HeartbeatProtocol:
     When the connection has been silent for C{idle} seconds,
     L{heartbeatTimedOut} is called.
 
+    If the factory has a C{keepAliveConfig}, OS TCP keepalive is turned on
+    for the connection at C{makeConnection} (see
+    L{enableKeepAlive<heartbeat_twisted.enableKeepAlive>}).
+
     @ivar heartbeatCloseReason: Why the heartbeat closed this connection
         (C{"idle"}), or L{None} if it did not.
+    @ivar keepAliveResult: The OS keepalive settings in effect for this
+        connection, as read back from its socket, or L{None} if the factory
+        asked for none.
     """
 
     _heartbeatLog = Logger()
@@ -68,6 +76,7 @@ class HeartbeatProtocol:
     _heartbeatAbortCall: IDelayedCall | None = None
     _heartbeatWrites: tuple[Any, ...] | None = None
     heartbeatCloseReason: str | None = None
+    keepAliveResult: KeepAliveResult | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -144,6 +153,28 @@ class HeartbeatProtocol:
         entry = self._heartbeatEntry = tracker.track(self)
         if tracker.config.countOutbound:
             self._heartbeatCountWrites(transport, entry)
+        keepAlive = getattr(getattr(self, "factory", None), "keepAliveConfig", None)
+        if keepAlive is not None:
+            self._heartbeatKeepAlive(transport, keepAlive)
+
+    def _heartbeatKeepAlive(self, transport: Any, config: KeepAliveConfig) -> None:
+        """
+        Turn on OS keepalive for this connection; log (once per reason) if
+        it cannot apply, and log rather than raise if the kernel refuses.
+        """
+        try:
+            result = self.keepAliveResult = enableKeepAlive(transport, config)
+        except OSError:
+            self._heartbeatLog.failure(
+                "OS keepalive: cannot enable it for {peer}", peer=_peer(transport)
+            )
+            return
+        if not result.applicable:
+            logOnce(
+                ("not applicable", result.reason),
+                "OS keepalive does not apply: {reason}",
+                reason=result.reason,
+            )
 
     def _heartbeatCountWrites(self, transport: Any, entry: IdleEntry) -> None:
         """
@@ -214,13 +245,18 @@ class HeartbeatFactory:
         factory = ChatFactory()                      # class attribute, or
         factory = ChatFactory(heartbeatConfig=HeartbeatConfig(idle=5),
                               clock=clock)           # per instance
+        factory = ChatFactory(heartbeatConfig=HeartbeatConfig(idle=30),
+                              keepAlive=KeepAliveConfig(60, 10, 6))
 
     @ivar heartbeatConfig: The idle time and sweep period.
+    @ivar keepAliveConfig: OS TCP keepalive settings applied to every
+        connection, or L{None} to leave the OS defaults.
     @ivar heartbeatClock: The clock for the tracker (the global reactor if
         L{None}).
     """
 
     heartbeatConfig: HeartbeatConfig | None = None
+    keepAliveConfig: KeepAliveConfig | None = None
     heartbeatClock: IReactorTime | None = None
     _heartbeatTrackerInstance: IdleTracker | None = None
 
@@ -229,11 +265,18 @@ class HeartbeatFactory:
         *args: Any,
         heartbeatConfig: HeartbeatConfig | None = None,
         clock: IReactorTime | None = None,
+        keepAlive: KeepAliveConfig | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         if heartbeatConfig is not None:
             self.heartbeatConfig = heartbeatConfig
+        if keepAlive is not None:
+            if not isinstance(keepAlive, KeepAliveConfig):
+                raise TypeError(
+                    f"keepAlive must be a KeepAliveConfig or None: {keepAlive!r}"
+                )
+            self.keepAliveConfig = keepAlive
         if clock is not None:
             self.heartbeatClock = clock
 

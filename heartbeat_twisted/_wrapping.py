@@ -7,7 +7,7 @@ from __future__ import annotations
 from twisted.internet.interfaces import IProtocolFactory, IReactorTime
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 
-from ._config import HeartbeatConfig
+from ._config import HeartbeatConfig, KeepAliveConfig
 from ._mixins import HeartbeatFactory, HeartbeatProtocol
 
 __all__ = ["HeartbeatProtocolWrapper", "HeartbeatWrappingFactory"]
@@ -43,10 +43,17 @@ class HeartbeatWrappingFactory(HeartbeatFactory, WrappingFactory):
         wrappedFactory: IProtocolFactory,
         heartbeatConfig: HeartbeatConfig,
         clock: IReactorTime | None = None,
+        keepAlive: KeepAliveConfig | None = None,
     ) -> None:
         """
         @param wrappedFactory: The factory whose protocols get the heartbeat.
         @param heartbeatConfig: The idle time and sweep period.
         @param clock: The tracker's clock; the global reactor if L{None}.
+        @param keepAlive: OS TCP keepalive for every connection, or L{None}.
         """
-        super().__init__(wrappedFactory, heartbeatConfig=heartbeatConfig, clock=clock)
+        super().__init__(
+            wrappedFactory,
+            heartbeatConfig=heartbeatConfig,
+            clock=clock,
+            keepAlive=keepAlive,
+        )

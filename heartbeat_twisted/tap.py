@@ -12,10 +12,16 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
-from ._config import HeartbeatConfig
+from ._config import HeartbeatConfig, KeepAliveConfig
 from ._demo import DemoFactory
 
-__all__ = ["Options", "makeService", "optionError", "portToEndpoint"]
+__all__ = [
+    "Options",
+    "keepAliveFromOptions",
+    "makeService",
+    "optionError",
+    "portToEndpoint",
+]
 
 
 def portToEndpoint(port: str) -> str:
@@ -58,6 +64,57 @@ def _seconds(name: str, value: str | None) -> float | None:
         ) from None
 
 
+def _integer(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise usage.UsageError(f"--{name} must be a whole number: {value!r}") from None
+
+
+#: Keepalive option to KeepAliveConfig field; the defaults are the seed's.
+_KEEPALIVE_OPTIONS = {
+    "keepidle": "idle",
+    "keepinterval": "interval",
+    "keepcount": "count",
+    "user-timeout": "userTimeout",
+}
+_KEEPALIVE_DEFAULTS: dict[str, Any] = {
+    "idle": 4,
+    "interval": 1,
+    "count": 5,
+    "userTimeout": None,
+}
+
+
+def keepAliveFromOptions(options: usage.Options) -> KeepAliveConfig | None:
+    """
+    The L{KeepAliveConfig} that C{--keepalive}, C{--keepidle},
+    C{--keepinterval}, C{--keepcount} and C{--user-timeout} ask for, or
+    L{None} if none of them was given (giving any one turns keepalive on).
+
+    @raise usage.UsageError: For a value that is not a whole number or is
+        out of the kernel's bounds, naming the option.
+    """
+    given = {name: options[name] for name in _KEEPALIVE_OPTIONS}
+    if not options["keepalive"] and all(v is None for v in given.values()):
+        return None
+    values = dict(_KEEPALIVE_DEFAULTS)
+    for name, value in given.items():
+        if value is not None:
+            values[_KEEPALIVE_OPTIONS[name]] = _integer(name, value)
+    try:
+        return KeepAliveConfig(
+            idle=values["idle"],
+            interval=values["interval"],
+            count=values["count"],
+            userTimeout=values["userTimeout"],
+        )
+    except ValueError as e:
+        raise optionError(
+            e, {field: name for name, field in _KEEPALIVE_OPTIONS.items()}
+        ) from None
+
+
 class Options(usage.Options):
     """
     Command-line options of C{twistd heartbeat}.
@@ -85,9 +142,45 @@ class Options(usage.Options):
             None,
             "Seconds between idle sweeps (default: idle/5, at most 1).",
         ],
+        [
+            "keepidle",
+            None,
+            None,
+            "OS keepalive: seconds of silence before the first probe "
+            "(1..32767; default 4).",
+        ],
+        [
+            "keepinterval",
+            None,
+            None,
+            "OS keepalive: seconds between unanswered probes (1..32767; default 1).",
+        ],
+        [
+            "keepcount",
+            None,
+            None,
+            "OS keepalive: unanswered probes before the connection is dropped "
+            "(1..127; default 5).",
+        ],
+        [
+            "user-timeout",
+            None,
+            None,
+            "TCP_USER_TIMEOUT in milliseconds (Linux): drop the connection when "
+            "sent data or probes stay unacknowledged this long.",
+        ],
+    ]
+    optFlags = [
+        [
+            "keepalive",
+            None,
+            "Turn on OS TCP keepalive for every connection (implied by any "
+            "--keep* or --user-timeout option).",
+        ],
     ]
 
     heartbeatConfig: HeartbeatConfig
+    keepAliveConfig: KeepAliveConfig | None
     endpoint: str
 
     def postOptions(self) -> None:
@@ -104,6 +197,7 @@ class Options(usage.Options):
             raise optionError(
                 e, {"idle": "idle", "checkInterval": "check-interval", "port": "port"}
             ) from None
+        self.keepAliveConfig = keepAliveFromOptions(self)
         from twisted.internet import reactor
 
         try:
@@ -120,7 +214,11 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         clock; the global reactor if L{None}.
     """
     clock: Any = reactor
-    factory = DemoFactory(heartbeatConfig=options.heartbeatConfig, clock=clock)
+    factory = DemoFactory(
+        heartbeatConfig=options.heartbeatConfig,
+        clock=clock,
+        keepAlive=options.keepAliveConfig,
+    )
     kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
     service: IService = strports.service(options.endpoint, factory, **kwargs)
     return service

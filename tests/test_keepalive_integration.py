@@ -1,0 +1,257 @@
+"""
+Integration tests for OS keepalive: real loopback connections (TCP over IPv4
+and IPv6, TLS, a UNIX socket) through the real reactor, each checked with
+C{getsockopt} on the kernel's socket.
+"""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from twisted.internet import endpoints, reactor, ssl
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SkipTest, TestCase
+
+from heartbeat_twisted import (
+    HeartbeatConfig,
+    HeartbeatFactory,
+    HeartbeatProtocol,
+    KeepAliveConfig,
+    enableKeepAlive,
+)
+from heartbeat_twisted._keepalive import currentPlatform
+
+SERVER = KeepAliveConfig(idle=7, interval=3, count=4, userTimeout=9000)
+CLIENT = KeepAliveConfig(idle=11, interval=5, count=2)
+
+
+class Echo(HeartbeatProtocol, Protocol):
+    """
+    Echoes; tells the factory when it is connected and when it is gone.
+    """
+
+    def connectionMade(self) -> None:
+        self.factory.made.callback(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.factory.lost.callback(None)
+
+
+class EchoFactory(HeartbeatFactory, Factory):
+    protocol = Echo
+
+    def __init__(self) -> None:
+        super().__init__(heartbeatConfig=HeartbeatConfig(idle=60), keepAlive=SERVER)
+        self.made: Deferred[Echo] = Deferred()
+        self.lost: Deferred[None] = Deferred()
+
+
+class Client(Protocol):
+    """
+    Turns keepalive on for its own side, sends C{hello}, and fires
+    C{echoed} when it is echoed back (through TLS, when there is TLS).
+    """
+
+    def __init__(self) -> None:
+        self.echoed: Deferred[bytes] = Deferred()
+        self.lost: Deferred[None] = Deferred()
+        self.received = b""
+
+    def connectionMade(self) -> None:
+        self.keepAlive = enableKeepAlive(self.transport, CLIENT)
+        self.transport.write(b"hello")
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+        if self.received == b"hello":
+            self.echoed.callback(self.received)
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.lost.callback(None)
+
+
+def kernelSettings(transport: Any) -> dict[str, int]:
+    """
+    The keepalive settings of the TCP socket under C{transport}, asked of
+    the kernel directly.
+    """
+    while not isinstance(
+        getattr(transport, "getHandle", lambda: None)(), socket.socket
+    ):
+        transport = transport.transport
+    sock = transport.getHandle()
+    platform = currentPlatform()
+    settings = {
+        field: sock.getsockopt(platform.ipprotoTCP, option)
+        for field, option in platform.options.items()
+    }
+    settings["enabled"] = sock.getsockopt(platform.solSocket, platform.soKeepAlive)
+    return settings
+
+
+def expected(config: KeepAliveConfig) -> dict[str, int]:
+    """
+    What L{kernelSettings} should find for C{config} on this platform.
+    """
+    platform = currentPlatform()
+    wanted = {field: getattr(config, field) or 0 for field in platform.options}
+    return {**wanted, "enabled": 1}
+
+
+def selfSigned() -> tuple[Any, Any]:
+    """
+    A fresh self-signed certificate for C{localhost} and its key, as
+    C{cryptography} objects.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+class KeepAliveLoopbackTests(TestCase):
+    """
+    The factory's keepalive reaches the kernel on real connections, and
+    L{enableKeepAlive} works on the client side too.
+    """
+
+    timeout = 20
+
+    @inlineCallbacks
+    def connect(self, server: Any, client: Any) -> Any:
+        """
+        Listen on C{server}, connect with C{client}, wait for the echo;
+        return C{(server protocol, client protocol)}.  Cleanup closes both
+        and stops listening.
+        """
+        factory = EchoFactory()
+        port = yield server.listen(factory)
+        self.addCleanup(port.stopListening)
+        protocol = Client()
+        endpoint = client(port.getHost())
+        yield endpoints.connectProtocol(endpoint, protocol)
+
+        def close() -> Deferred[Any]:
+            protocol.transport.loseConnection()
+            return protocol.lost.addCallback(lambda _: factory.lost)
+
+        self.addCleanup(close)
+        accepted = yield factory.made
+        echoed = yield protocol.echoed
+        self.assertEqual(echoed, b"hello")
+        return accepted, protocol
+
+    def checkBothSides(self, accepted: Echo, client: Client) -> None:
+        self.assertTrue(accepted.keepAliveResult.applicable)
+        self.assertEqual(
+            accepted.keepAliveResult.settings(),
+            {k: v for k, v in expected(SERVER).items() if k != "enabled"},
+        )
+        self.assertEqual(kernelSettings(accepted.transport), expected(SERVER))
+        self.assertEqual(
+            accepted.keepAliveResult.reportsTimeout,
+            currentPlatform().tcpInfo is not None,
+        )
+        self.assertTrue(client.keepAlive.enabled)
+        self.assertEqual(kernelSettings(client.transport), expected(CLIENT))
+        self.assertEqual(client.keepAlive.count, CLIENT.count)
+
+    @inlineCallbacks
+    def test_ipv4(self) -> Any:
+        """
+        Over IPv4, the accepted connection has the factory's settings and
+        the client's has its own, in the kernel.
+        """
+        accepted, client = yield self.connect(
+            endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1"),
+            lambda host: endpoints.TCP4ClientEndpoint(reactor, host.host, host.port),
+        )
+        self.checkBothSides(accepted, client)
+
+    @inlineCallbacks
+    def test_ipv6(self) -> Any:
+        """
+        Over IPv6 likewise.
+        """
+        try:
+            probe = socket.socket(socket.AF_INET6)
+            probe.bind(("::1", 0))
+            probe.close()
+        except OSError as e:
+            raise SkipTest(f"no IPv6 loopback here: {e}") from None
+        accepted, client = yield self.connect(
+            endpoints.TCP6ServerEndpoint(reactor, 0, interface="::1"),
+            lambda host: endpoints.TCP6ClientEndpoint(reactor, host.host, host.port),
+        )
+        self.assertEqual(accepted.transport.getHandle().family, socket.AF_INET6)
+        self.checkBothSides(accepted, client)
+
+    @inlineCallbacks
+    def test_tls(self) -> Any:
+        """
+        Through TLS, the TCP socket under C{TLSMemoryBIOProtocol} gets the
+        settings, on both sides, and the TLS connection works.
+        """
+        certificate, key = selfSigned()
+        serverOptions = ssl.CertificateOptions(privateKey=key, certificate=certificate)
+        clientOptions = ssl.optionsForClientTLS(
+            "localhost",
+            trustRoot=ssl.Certificate.loadPEM(
+                certificate.public_bytes(serialization.Encoding.PEM)
+            ),
+        )
+        accepted, client = yield self.connect(
+            endpoints.SSL4ServerEndpoint(
+                reactor, 0, serverOptions, interface="127.0.0.1"
+            ),
+            lambda host: endpoints.SSL4ClientEndpoint(
+                reactor, host.host, host.port, clientOptions
+            ),
+        )
+        self.assertIsInstance(accepted.transport, TLSMemoryBIOProtocol)
+        self.assertIsInstance(client.transport, TLSMemoryBIOProtocol)
+        self.checkBothSides(accepted, client)
+
+    @inlineCallbacks
+    def test_unix(self) -> Any:
+        """
+        A UNIX socket connection gets a "not applicable" result, logs no
+        error, and works.
+        """
+        directory = Path(tempfile.mkdtemp(prefix="hbt-"))
+        self.addCleanup(directory.rmdir)
+        path = str(directory / "s")
+        accepted, client = yield self.connect(
+            endpoints.UNIXServerEndpoint(reactor, path),
+            lambda host: endpoints.UNIXClientEndpoint(reactor, path),
+        )
+        self.assertFalse(accepted.keepAliveResult.applicable)
+        self.assertEqual(accepted.keepAliveResult.reason, "Server is not TCP (AF_UNIX)")
+        self.assertFalse(client.keepAlive.applicable)
+        self.assertEqual(client.keepAlive.reason, "Client is not TCP (AF_UNIX)")

@@ -1,0 +1,313 @@
+"""
+System tests: the kernel's keepalive against C{twistd -n heartbeat}, each
+scenario in a network namespace of its own, with real probes, an iptables
+DROP rule (the seed's experiment) and a SIGSTOPped peer.
+
+They need root, iproute2, iptables, tcpdump and netcat-openbsd: outside CI
+they are skipped with the reason, under C{CI=true} they fail instead.  The
+four scenarios run at the same time, so the test takes about as long as the
+longest one (some 8 s).  The figures measured are logged
+(C{_trial_temp/test.log} under trial: C{grep measured}).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.trial.unittest import TestCase
+
+from ._system import NetworkNamespace, requireSystem
+
+PORT = 6666
+TWISTD = "from twisted.scripts.twistd import run; run()"
+
+# Allowed error of a kernel timer as seen from here: the keepalive timer's
+# slack, the reactor noticing, the log line written and this test polling
+# for it (every 20 ms).
+SLACK = 0.6
+
+
+class Scenario:
+    """
+    One namespace with a C{twistd -n heartbeat} server on 127.0.0.1:6666 and
+    the processes a scenario starts in it; everything is killed and deleted
+    by the test's cleanup.
+    """
+
+    def __init__(self, case: TestCase, name: str) -> None:
+        self.case = case
+        self.name = name
+        self.ns = NetworkNamespace(case)
+        self.directory = Path(tempfile.mkdtemp(prefix=f"hbt-{name}-"))
+        case.addCleanup(shutil.rmtree, self.directory, True)
+        self.log = self.directory / "twistd.log"
+
+    def spawn(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        """
+        Start C{argv} inside the namespace, in a process group of its own
+        (so a signal reaches the whole of it), killed at cleanup.
+        """
+        process = subprocess.Popen(
+            self.ns.command(*argv), start_new_session=True, **kwargs
+        )
+
+        def kill() -> None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=10)
+            if process.stdin is not None:
+                process.stdin.close()
+
+        self.case.addCleanup(kill)
+        return process
+
+    def logText(self) -> str:
+        try:
+            return self.log.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    @inlineCallbacks
+    def waitFor(
+        self, what: str, check: Callable[[], Any], timeout: float
+    ) -> Generator[Deferred[Any], Any, tuple[float, Any]]:
+        """
+        Poll C{check} every 20 ms until it returns something true; return
+        C{(time.monotonic() when seen, value)}.  Fail after C{timeout}
+        seconds, showing the server's log.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            value = check()
+            now = time.monotonic()
+            if value:
+                return now, value
+            if now > deadline:
+                self.case.fail(
+                    f"{self.name}: no {what} within {timeout} s; twistd log:\n"
+                    f"{self.logText()}"
+                )
+            yield deferLater(reactor, 0.02, lambda: None)
+
+    def logged(self, pattern: str) -> Callable[[], re.Match[str] | None]:
+        return lambda: re.search(pattern, self.logText())
+
+    @inlineCallbacks
+    def startServer(self, *options: str) -> Generator[Deferred[Any], Any, None]:
+        """
+        Run C{twistd -n heartbeat} with C{options} and wait until it listens.
+        """
+        self.spawn(
+            [
+                sys.executable,
+                "-c",
+                TWISTD,
+                "-n",
+                "--pidfile=",
+                f"--logfile={self.log}",
+                "heartbeat",
+                "--port",
+                f"tcp:{PORT}:interface=127.0.0.1",
+                *options,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        yield self.waitFor("listening port", self.logged(r"starting on \d+"), 15)
+
+    @inlineCallbacks
+    def connect(self) -> Generator[Deferred[Any], Any, tuple[float, Any]]:
+        """
+        Connect an idle C{nc} client; return C{(time it was started, its
+        process)} once the server logged the connection.
+        """
+        started = time.monotonic()
+        client = self.spawn(
+            ["nc", "127.0.0.1", str(PORT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        yield self.waitFor("connection", self.logged(r"Client: Connect 1\b"), 5)
+        return started, client
+
+    @inlineCallbacks
+    def closed(
+        self, timeout: float
+    ) -> Generator[Deferred[Any], Any, tuple[float, str]]:
+        """
+        Wait for C{close fd 1: REASON}; return C{(when, REASON)}.
+        """
+        when, match = yield self.waitFor(
+            "close", self.logged(r"close fd 1: ([^\n]+)"), timeout
+        )
+        return when, match.group(1).strip()
+
+
+class KeepAliveKernelTests(TestCase):
+    """
+    What the kernel does with the settings C{twistd heartbeat} gives it.
+    """
+
+    timeout = 60
+    log = Logger()
+
+    def setUp(self) -> None:
+        requireSystem(
+            self, "ip", "iptables", "tcpdump", "nc", "ps", root=True, netns=True
+        )
+
+    def measured(self, scenario: str, **figures: float) -> None:
+        self.log.info(
+            "measured {scenario}: {figures}",
+            scenario=scenario,
+            figures=", ".join(f"{k}={v:.3f}" for k, v in figures.items()),
+        )
+
+    @inlineCallbacks
+    def answeredProbes(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        4a: on an idle connection whose peer answers, the kernel probes
+        every C{keepidle} seconds (2), not every C{keepinterval} (1), and the
+        connection outlives C{idle + interval * count} (5 s).
+        """
+        s = Scenario(self, "probes")
+        yield s.startServer(
+            "--idle", "60", "--keepidle", "2", "--keepinterval", "1", "--keepcount", "3"
+        )
+        capture = s.directory / "capture.txt"
+        errors = s.directory / "tcpdump.err"
+        with capture.open("wb") as out, errors.open("wb") as err:
+            s.spawn(
+                ["tcpdump", "-i", "lo", "-nn", "-tt", "-l", f"tcp port {PORT}"],
+                stdout=out,
+                stderr=err,
+            )
+        yield s.waitFor("tcpdump", lambda: b"listening on" in errors.read_bytes(), 10)
+        yield s.connect()
+        server = re.compile(rf"^(\d+\.\d+) IP 127\.0\.0\.1\.{PORT} > .* Flags \[\.\],")
+        client = re.compile(
+            rf"^(\d+\.\d+) IP 127\.0\.0\.1\.\d+ > 127\.0\.0\.1\.{PORT}: "
+        )
+
+        def probes() -> list[float] | None:
+            lines = capture.read_text(errors="replace").splitlines()
+            times = [float(m.group(1)) for m in map(server.match, lines) if m]
+            return times if len(times) >= 3 else None
+
+        _, times = yield s.waitFor("three probes", probes, 12)
+        lines = capture.read_text(errors="replace").splitlines()
+        synAck = next(float(line.split()[0]) for line in lines if "Flags [S.]" in line)
+        spacing = [b - a for a, b in zip([synAck, *times], times[:3])]
+        self.measured(
+            "4a answered probes (keepidle=2 keepinterval=1 keepcount=3)",
+            **{f"probe{i + 1}": gap for i, gap in enumerate(spacing)},
+        )
+        for gap in spacing:
+            self.assertTrue(
+                2.0 - 0.05 <= gap <= 2.0 + SLACK, f"probe spacing {spacing}"
+            )
+        answers = [m for m in map(client.match, lines) if m]
+        self.assertGreaterEqual(len(answers), 1 + 3, "the peer's kernel answers")
+        self.assertNotIn("close fd", s.logText())
+
+    @inlineCallbacks
+    def deadPeer(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        4b, the seed's experiment: drop the client's packets once it is
+        connected; the server closes the connection as C{keepalive timeout}
+        about C{idle + interval * count} = 5 s after the last activity.
+        """
+        s = Scenario(self, "dead")
+        yield s.startServer(
+            "--idle", "60", "--keepidle", "2", "--keepinterval", "1", "--keepcount", "3"
+        )
+        started, _ = yield s.connect()
+        s.ns.run(
+            "iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(PORT), "-j", "DROP"
+        )
+        when, reason = yield s.closed(15)
+        elapsed = when - started
+        self.measured("4b dead peer (2/1/3, expected 5 s)", close=elapsed)
+        self.assertEqual(reason, "keepalive timeout")
+        self.assertTrue(5.0 - 0.05 <= elapsed <= 5.0 + SLACK, f"closed after {elapsed}")
+
+    @inlineCallbacks
+    def userTimeout(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        4c: with C{--user-timeout 3500} the abort comes at the first probe
+        at or after 3.5 s (4 s: probes go at 2, 3, 4 s), not after
+        C{idle + interval * count} = 11 s.
+        """
+        s = Scenario(self, "user")
+        yield s.startServer(
+            "--idle", "60", "--keepidle", "2", "--keepinterval", "1",
+            "--keepcount", "9", "--user-timeout", "3500",
+        )  # fmt: skip
+        started, _ = yield s.connect()
+        s.ns.run(
+            "iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(PORT), "-j", "DROP"
+        )
+        when, reason = yield s.closed(15)
+        elapsed = when - started
+        self.measured("4c user timeout (2/1/9, user timeout 3.5 s)", close=elapsed)
+        self.assertEqual(reason, "keepalive timeout")
+        self.assertTrue(3.5 <= elapsed <= 4.0 + SLACK, f"closed after {elapsed}")
+
+    @inlineCallbacks
+    def stoppedPeer(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        4d: a SIGSTOPped peer process: its kernel still answers the probes,
+        so keepalive (which would give up after 1 + 1 * 2 = 3 s) never
+        closes the connection; the idle heartbeat does, at 6 s.
+        """
+        s = Scenario(self, "stopped")
+        yield s.startServer(
+            "--idle", "6", "--check-interval", "0.5",
+            "--keepidle", "1", "--keepinterval", "1", "--keepcount", "2",
+        )  # fmt: skip
+        started, client = yield s.connect()
+        os.killpg(client.pid, signal.SIGSTOP)
+        when, reason = yield s.closed(15)
+        elapsed = when - started
+        self.measured("4d stopped peer (keepalive 1/1/2, idle 6)", close=elapsed)
+        self.assertEqual(reason, "idle")
+        self.assertTrue(6.0 <= elapsed <= 6.5 + SLACK, f"closed after {elapsed}")
+        state = s.ns.run("ps", "-o", "state=", "-p", str(client.pid)).strip()
+        self.assertEqual(state, "T", "the peer was stopped all along")
+
+    @inlineCallbacks
+    def test_kernel(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The four scenarios, at the same time, each in its own namespace.
+        """
+        results = yield DeferredList(
+            [
+                self.answeredProbes(),
+                self.deadPeer(),
+                self.userTimeout(),
+                self.stoppedPeer(),
+            ],
+            consumeErrors=True,
+        )
+        failures = [failure for ok, failure in results if not ok]
+        for failure in failures[1:]:
+            self.log.failure("another scenario failed too", failure)
+        if failures:
+            failures[0].raiseException()
