@@ -12,8 +12,9 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
-from ._config import HeartbeatConfig
-from ._demo import DemoFactory
+from ._config import HeartbeatConfig, PingServerConfig
+from ._demo import DemoFactory, fileHealthCheck
+from ._pingpong import PingResponder
 
 __all__ = ["Options", "makeService", "optionError", "portToEndpoint"]
 
@@ -58,12 +59,45 @@ def _seconds(name: str, value: str | None) -> float | None:
         ) from None
 
 
+def _whole(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise usage.UsageError(f"--{name} must be a whole number: {value!r}") from None
+
+
+def _pingServerConfig(options: Options) -> PingServerConfig:
+    """
+    The ping limits given by C{options}; bad values raise
+    L{usage.UsageError} naming the option.
+    """
+    interval = _seconds("min-ping-interval", options["min-ping-interval"])
+    assert interval is not None
+    try:
+        return PingServerConfig(
+            minPingInterval=interval,
+            maxPingStrikes=_whole("max-ping-strikes", options["max-ping-strikes"]),
+            maxLineLength=_whole("max-line-length", options["max-line-length"]),
+        )
+    except ValueError as e:
+        raise optionError(
+            e,
+            {
+                "minPingInterval": "min-ping-interval",
+                "maxPingStrikes": "max-ping-strikes",
+                "maxLineLength": "max-line-length",
+            },
+        ) from None
+
+
 class Options(usage.Options):
     """
     Command-line options of C{twistd heartbeat}.
     """
 
-    synopsis = "[--port PORT] [--idle SECONDS] [--check-interval SECONDS]"
+    synopsis = (
+        "[--port PORT] [--idle SECONDS] [--check-interval SECONDS] [ping/pong options]"
+    )
     longdesc = (
         "Run the heartbeat demo server: it logs every connection and payload, "
         "answers 'ping' with 'pong', and closes connections that send nothing "
@@ -85,9 +119,36 @@ class Options(usage.Options):
             None,
             "Seconds between idle sweeps (default: idle/5, at most 1).",
         ],
+        # Application ping/pong (docs/pingpong.rst).
+        [
+            "min-ping-interval",
+            None,
+            "0.5",
+            "Seconds a client must leave between pings; 0 turns the flood limit off.",
+        ],
+        [
+            "max-ping-strikes",
+            None,
+            "2",
+            "Early pings tolerated in a row before 'error too_many_pings' and close.",
+        ],
+        [
+            "max-line-length",
+            None,
+            "1024",
+            "Longest line accepted, in bytes (16..1048576); a longer one "
+            "closes the connection.",
+        ],
+        [
+            "health-check-file",
+            None,
+            None,
+            "Answer ping with pong only while this file exists (a demo health check).",
+        ],
     ]
 
     heartbeatConfig: HeartbeatConfig
+    pingServerConfig: PingServerConfig
     endpoint: str
 
     def postOptions(self) -> None:
@@ -104,6 +165,7 @@ class Options(usage.Options):
             raise optionError(
                 e, {"idle": "idle", "checkInterval": "check-interval", "port": "port"}
             ) from None
+        self.pingServerConfig = _pingServerConfig(self)
         from twisted.internet import reactor
 
         try:
@@ -120,7 +182,15 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         clock; the global reactor if L{None}.
     """
     clock: Any = reactor
-    factory = DemoFactory(heartbeatConfig=options.heartbeatConfig, clock=clock)
+    path = options["health-check-file"]
+    responder = PingResponder(
+        options.pingServerConfig,
+        [fileHealthCheck(path)] if path else [],
+        clock=clock,
+    )
+    factory = DemoFactory(
+        heartbeatConfig=options.heartbeatConfig, clock=clock, pingResponder=responder
+    )
     kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
     service: IService = strports.service(options.endpoint, factory, **kwargs)
     return service
