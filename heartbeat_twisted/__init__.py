@@ -5,11 +5,35 @@ heartbeat_twisted: keep long-lived Twisted TCP connections honest.
     for C{idle} seconds, with one sweep for all of them;
   - L{HeartbeatWrappingFactory}: the same for a factory you cannot change;
   - L{TimeoutMixin}: a cheaper drop-in for Twisted's own;
-  - L{IdleTracker}: the sweep engine itself.
+  - L{IdleTracker}: the sweep engine itself;
+  - L{PingServerProtocol} / L{PingingProtocol} / L{PingClientProtocol}:
+    the application ping/pong, answering and pinging sides.
 """
 
-from ._config import HeartbeatConfig, KeepAliveConfig, defaultCheckInterval
+from ._config import (
+    HeartbeatConfig,
+    KeepAliveConfig,
+    PingConfig,
+    PingServerConfig,
+    defaultCheckInterval,
+)
 from ._mixins import HeartbeatFactory, HeartbeatProtocol
+from ._pingpong import (
+    HealthCheck,
+    HealthCheckError,
+    HealthFailure,
+    PingBackoff,
+    PingClientFactory,
+    PingClientProtocol,
+    Pinger,
+    PingEvents,
+    PingingProtocol,
+    PingResponder,
+    PingServerProtocol,
+    PingState,
+    RoundTripStats,
+    pingClientService,
+)
 from ._timeout import TimeoutMixin
 from ._tracker import IdleEntry, Idler, IdleTracker
 from ._wrapping import HeartbeatProtocolWrapper, HeartbeatWrappingFactory
@@ -17,6 +41,9 @@ from ._wrapping import HeartbeatProtocolWrapper, HeartbeatWrappingFactory
 __version__ = "0.1.0"
 
 __all__ = [
+    "HealthCheck",
+    "HealthCheckError",
+    "HealthFailure",
     "HeartbeatConfig",
     "HeartbeatFactory",
     "HeartbeatProtocol",
@@ -26,7 +53,20 @@ __all__ = [
     "IdleTracker",
     "Idler",
     "KeepAliveConfig",
+    "PingBackoff",
+    "PingClientFactory",
+    "PingClientProtocol",
+    "PingConfig",
+    "PingEvents",
+    "PingResponder",
+    "PingServerConfig",
+    "PingServerProtocol",
+    "PingState",
+    "Pinger",
+    "PingingProtocol",
+    "RoundTripStats",
     "TimeoutMixin",
     "__version__",
     "defaultCheckInterval",
+    "pingClientService",
 ]
