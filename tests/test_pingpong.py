@@ -173,7 +173,7 @@ class AnswerTests(SynchronousTestCase):
         self.assertFalse(transport.disconnecting)
 
     def test_tokenLength(self) -> None:
-        proto, transport, _, clock = serve(PingServerConfig(minPingInterval=0))
+        proto, transport, _, _clock = serve(PingServerConfig(minPingInterval=0))
         proto.dataReceived(b"ping " + b"x" * 64 + b"\n")
         self.assertEqual(lines(transport), [b"pong " + b"x" * 64])
         proto.dataReceived(b"ping " + b"x" * 65 + b"\n")
@@ -183,7 +183,7 @@ class AnswerTests(SynchronousTestCase):
         """
         Up to C{maxBadLines} bad lines are answered; the next closes.
         """
-        proto, transport, responder, clock = serve(PingServerConfig(maxBadLines=2))
+        proto, transport, responder, _clock = serve(PingServerConfig(maxBadLines=2))
         proto.dataReceived(b"hello\nGET / HTTP/1.1\n")
         self.assertEqual(
             lines(transport),
@@ -215,7 +215,7 @@ class AnswerTests(SynchronousTestCase):
         self.assertEqual(lines(transport), [b"pong 7"])
 
     def test_binary(self) -> None:
-        proto, transport, responder, _ = serve()
+        proto, transport, _responder, _ = serve()
         proto.dataReceived(b"ping\n\x00\xffgarbage\nping\n")
         self.assertEqual(
             lines(transport),
@@ -394,7 +394,7 @@ class HealthTests(SynchronousTestCase):
     def test_maxAge(self) -> None:
         calls = []
         clock = Clock()
-        proto, transport, responder, _ = serve(
+        proto, transport, _responder, _ = serve(
             config=PingServerConfig(minPingInterval=0),
             checks=[HealthCheck("db", lambda: calls.append(1))],
             clock=clock,
@@ -601,7 +601,7 @@ class PingingTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_staleAndForeignAnswersIgnored(self) -> None:
-        proto, transport, _, clock = pinging(PingConfig(interval=1, timeout=3))
+        proto, _transport, _, clock = pinging(PingConfig(interval=1, timeout=3))
         proto.dataReceived(b"pong 1\n")  # nothing asked yet
         clock.advance(1)
         proto.dataReceived(b"pong 0\n")  # wrong token
@@ -612,7 +612,7 @@ class PingingTests(SynchronousTestCase):
         self.assertEqual(proto.other, [])
 
     def test_unhealthyAnswer(self) -> None:
-        proto, transport, pinger, clock = pinging(PingConfig(interval=1, timeout=3))
+        proto, _transport, pinger, clock = pinging(PingConfig(interval=1, timeout=3))
         clock.advance(1)
         clock.advance(0.125)
         proto.dataReceived(b"error unhealthy 1 :db: down; cache: slow\n")
@@ -786,7 +786,7 @@ class ClientProtocolTests(SynchronousTestCase):
             proto.connectionLost(Failure(ConnectionAbortedError()))
         self.assertEqual(self.backoff.unproven, 2)
         self.assertEqual(self.backoff(1), 8.0)
-        proto, transport = self.connect()
+        proto, _transport = self.connect()
         self.clock.advance(1)
         proto.dataReceived(b"pong 1\n")
         proto.connectionLost(Failure(ConnectionAbortedError()))
