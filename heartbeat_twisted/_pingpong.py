@@ -29,6 +29,7 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IDelayedCall,
+    IHalfCloseableProtocol,
     IReactorTime,
     IStreamClientEndpoint,
 )
@@ -36,6 +37,7 @@ from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ._config import PingConfig, PingServerConfig, _positive
 from ._hooks import Method, hookMethod
@@ -330,6 +332,7 @@ def _hookServerConnectionLost(original: Method) -> Method:
     return connectionLost
 
 
+@implementer(IHalfCloseableProtocol)
 class PingServerProtocol:
     """
     Protocol mixin for a L{LineReceiver}: answer C{ping} / C{ping TOKEN}
@@ -360,6 +363,10 @@ class PingServerProtocol:
     L{pingCloseReason}: C{"too_many_pings"}, C{"line too long"},
     C{"binary data"} or C{"too many bad lines"}.
 
+    When the peer closes its sending side (C{echo ping | nc -q 1 HOST
+    PORT}, a load balancer's probe), the pings it sent are still answered,
+    then the connection is closed.
+
     @ivar pingCloseReason: Why this mixin closed the connection, or L{None}.
     """
 
@@ -372,6 +379,8 @@ class PingServerProtocol:
     _pingStrikes = 0
     _pingBadLines = 0
     _pingAbortCall: IDelayedCall | None = None
+    _pingPending = 0
+    _pingReadClosed = False
     pingCloseReason: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -412,6 +421,22 @@ class PingServerProtocol:
             return
         word = stripped.split()[0][:32].decode("ascii")
         self.pingBadLine("unknown_command", f"unknown command {word!r}; try: ping")
+
+    def readConnectionLost(self) -> None:
+        """
+        The peer will send nothing more: answer the pings it sent, then
+        close.
+        """
+        self._pingReadClosed = True
+        if self._pingPending == 0:
+            transport: Any = getattr(self, "transport", None)
+            if transport is not None:
+                transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        """
+        The peer will read nothing more: nothing to do.
+        """
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """
@@ -512,11 +537,13 @@ class PingServerProtocol:
         else:
             self._pingStrikes = 0
         responder.pings += 1
+        self._pingPending += 1
         responder.check().addCallback(self._pingAnswer, token)
 
     def _pingAnswer(
         self, failures: Sequence[HealthFailure], token: bytes | None
     ) -> None:
+        self._pingPending -= 1
         if not self._pingServerOpen or self.pingCloseReason is not None:
             return
         responder = self._pingServerResponder
@@ -526,7 +553,16 @@ class PingServerProtocol:
         if not failures:
             responder.pongs += 1
             sendLine(b"pong" + suffix)
-            return
+        else:
+            self._pingUnhealthy(failures, suffix)
+        if self._pingReadClosed and self._pingPending == 0:
+            transport: Any = getattr(self, "transport", None)
+            transport.loseConnection()
+
+    def _pingUnhealthy(self, failures: Sequence[HealthFailure], suffix: bytes) -> None:
+        responder = self._pingServerResponder
+        assert responder is not None
+        sendLine: Callable[[bytes], object] = getattr(self, "sendLine")  # noqa: B009
         responder.unhealthy += 1
         report = "; ".join(str(f) for f in failures)
         self._pingLog.info(

@@ -9,12 +9,14 @@ from typing import Any
 
 import attrs
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from heartbeat_twisted import (
     HealthCheck,
@@ -294,6 +296,37 @@ class AnswerTests(SynchronousTestCase):
         proto.dataReceived(b"\x01\n")
         proto.connectionLost(Failure(Exception("closed")))
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class HalfCloseTests(SynchronousTestCase):
+    """
+    A peer that closes its sending side (C{echo ping | nc -q 1}) still gets
+    its answers; then the connection is closed.
+    """
+
+    def test_interface(self) -> None:
+        proto, _, _, _ = serve()
+        self.assertTrue(verifyObject(IHalfCloseableProtocol, proto))
+
+    def test_closesAtOnce(self) -> None:
+        proto, transport, _, _ = serve()
+        proto.dataReceived(b"ping 1\nhello\n")
+        proto.readConnectionLost()
+        self.assertEqual(
+            lines(transport),
+            [b"pong 1", b"error unknown_command :unknown command 'hello'; try: ping"],
+        )
+        self.assertTrue(transport.disconnecting)
+
+    def test_closesAfterPendingAnswer(self) -> None:
+        slow: Deferred[None] = Deferred()
+        proto, transport, _, _ = serve(checks=[HealthCheck("s", lambda: slow)])
+        proto.dataReceived(b"ping 1\n")
+        proto.readConnectionLost()
+        self.assertFalse(transport.disconnecting)
+        slow.callback(None)
+        self.assertEqual(lines(transport), [b"pong 1"])
+        self.assertTrue(transport.disconnecting)
 
 
 class HealthTests(SynchronousTestCase):

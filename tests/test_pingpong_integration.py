@@ -162,3 +162,19 @@ class LoopbackTests(TestCase):
                 "too_many_pings": 1,
             },
         )
+
+    @inlineCallbacks
+    def test_halfCloseProbe(self) -> Any:
+        """
+        A probe that sends C{ping} and closes its sending side at once (as
+        C{echo ping | nc -q 1} does) gets its C{pong} before the close.
+        """
+        yield self.serve(30, 1)
+        raw = yield connectRaw(self.port)
+        self.addCleanup(raw.transport.abortConnection)
+        raw.transport.write(b"ping probe-1\n")
+        raw.transport.loseWriteConnection()
+        yield raw.waitFor(lambda: raw.closedAt is not None, 5, "the close")
+        self.assertEqual(raw.received, b"pong probe-1\n")
+        yield task.deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual([e["reason"] for e in self.closes], ["peer closed"])
