@@ -354,9 +354,11 @@ class PingServerProtocol:
             HealthCheck("db", pool.ping, timeout=2)])
 
     Ping lines are taken before the class's C{lineReceived} sees them (the
-    mixin hooks it per class).  The mixin's own C{lineReceived}, used when
-    the class has none, ignores empty lines and C{pong}, closes on binary
-    data and answers anything else with C{error unknown_command}.
+    mixin hooks it per class).  The line limit is C{maxLineLength}: it
+    replaces the class's C{MAX_LENGTH} on each connection.  The mixin's own
+    C{lineReceived}, used when the class has none, ignores empty lines and
+    C{pong}, closes on binary data and answers anything else with
+    C{error unknown_command}.
 
     Closing for misbehaving sends one C{error CODE :TEXT} line, closes
     cleanly, aborts after C{closeGrace} seconds, logs the reason and sets
@@ -738,6 +740,8 @@ class PingingProtocol:
 
     @ivar pingState: The L{PingState}.
     @ivar pingStats: This connection's round trips.
+    @ivar pingCloseReason: C{"dead peer"} once the peer was declared dead,
+        else L{None} (shared with L{PingServerProtocol}).
     """
 
     _pingingLog = Logger()
@@ -753,6 +757,7 @@ class PingingProtocol:
     _pingingSequence = 0
     _pingingWrites: tuple[Any, ...] | None = None
     pingStats: RoundTripStats
+    pingCloseReason: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -914,6 +919,8 @@ class PingingProtocol:
                 self._pingingSend(now)
         elif state is PingState.AWAITING:
             self._pingingState = PingState.DEAD
+            if self.pingCloseReason is None:
+                self.pingCloseReason = "dead peer"
             pinger = self._pinger()
             pinger.dead += 1
             self.pingPeerDead(pinger.config.timeout)

@@ -627,6 +627,7 @@ class PingingTests(SynchronousTestCase):
         clock.advance(0.001)
         self.assertEqual(proto.events, [("dead", 3.0)])
         self.assertIs(proto.pingState, PingState.DEAD)
+        self.assertEqual(proto.pingCloseReason, "dead peer")
         self.assertTrue(transport.aborted)
         self.assertEqual(pinger.dead, 1)
         proto.connectionLost(Failure(Exception("aborted")))
