@@ -9,7 +9,9 @@ from typing import Any
 from twisted.internet import reactor, task
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+from twisted.internet.protocol import Factory
 from twisted.logger import globalLogPublisher
+from twisted.protocols.basic import LineReceiver
 from twisted.trial.unittest import TestCase
 
 from heartbeat_twisted import (
@@ -17,8 +19,10 @@ from heartbeat_twisted import (
     PingClientFactory,
     PingConfig,
     Pinger,
+    PingingProtocol,
     PingResponder,
     PingServerConfig,
+    PingServerProtocol,
     PingState,
 )
 from heartbeat_twisted._demo import DemoFactory
@@ -178,3 +182,61 @@ class LoopbackTests(TestCase):
         self.assertEqual(raw.received, b"pong probe-1\n")
         yield task.deferLater(reactor, 0.1, lambda: None)
         self.assertEqual([e["reason"] for e in self.closes], ["peer closed"])
+
+
+class Probing(PingServerProtocol, PingingProtocol, LineReceiver):
+    """
+    A server that answers pings and pings the clients that went quiet.
+    """
+
+    def connectionLost(self, reason: Any) -> None:
+        self.factory.lost.append((reactor.seconds(), self.pingCloseReason))
+
+
+class ProbingServerTests(TestCase):
+    """
+    The pinging mixin on the server side, over loopback.
+    """
+
+    timeout = 30
+
+    @inlineCallbacks
+    def test_dropsClientsThatDoNotAnswer(self) -> Any:
+        """
+        A client that answers the server's pings stays; one that reads but
+        never answers is dropped interval + timeout after it went quiet.
+        """
+        interval, timeout = 0.3, 0.5
+        factory = Factory.forProtocol(Probing)
+        factory.lost = []
+        factory.pingResponder = PingResponder()
+        factory.pinger = Pinger(
+            PingConfig(interval=interval, timeout=timeout, jitter=0, watch="received")
+        )
+        port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+            factory
+        )
+        self.addCleanup(port.stopListening)
+        events, _answering = yield self._answeringClient(port.getHost().port)
+        mute = yield connectRaw(port.getHost().port)
+        self.addCleanup(mute.transport.abortConnection)
+        start = reactor.seconds()
+        yield mute.waitFor(lambda: mute.closedAt is not None, 5, "the drop")
+        dropped = mute.closedAt - start
+        self.assertEqual(mute.received, b"ping 1\n")
+        self.assertGreaterEqual(dropped, interval + timeout - 0.05)
+        self.assertLessEqual(dropped, interval + timeout + 0.5)
+        self.assertEqual([why for _, why in factory.lost], ["dead peer"])
+        yield task.deferLater(reactor, 1.0, lambda: None)
+        self.assertEqual(events.count("disconnected"), 0)
+        self.assertEqual(len(factory.lost), 1)
+        self.assertGreaterEqual(factory.pinger.answered, 3)
+
+    @inlineCallbacks
+    def _answeringClient(self, port: int) -> Any:
+        events = RecordingEvents()
+        # Its own pings are rare: it is the server that pings here.
+        factory = PingClientFactory(Pinger(PingConfig(interval=60, timeout=5)), events)
+        protocol = yield TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
+        self.addCleanup(protocol.transport.abortConnection)
+        return events, protocol
