@@ -213,6 +213,8 @@ class PingResponder:
     @ivar refused: Connections closed for misbehaving, by reason.
     """
 
+    _log = Logger()
+
     def __init__(
         self,
         config: PingServerConfig | None = None,
@@ -245,6 +247,7 @@ class PingResponder:
         self.refused: Counter[str] = Counter()
         self._waiters: list[Deferred[list[HealthFailure]]] | None = None
         self._last: tuple[float, list[HealthFailure]] | None = None
+        self._failing: set[str] = set()
 
     def check(self) -> Deferred[list[HealthFailure]]:
         """
@@ -273,6 +276,19 @@ class PingResponder:
 
     def _finished(self, results: list[HealthFailure | None]) -> None:
         failures = [f for f in results if f is not None]
+        failing = {f.name for f in failures}
+        if failing != self._failing:
+            # Log changes of health, not every answer: a thousand clients
+            # pinging an unhealthy server must not flood the log.
+            self._failing = failing
+            if failures:
+                self._log.warn(
+                    "health checks failing: {report}",
+                    report="; ".join(str(f) for f in failures),
+                    failures=sorted(failing),
+                )
+            else:
+                self._log.info("health checks pass again")
         self._last = (self.clock.seconds(), failures)
         waiters, self._waiters = self._waiters or [], None
         for waiter in waiters:
@@ -567,12 +583,6 @@ class PingServerProtocol:
         sendLine: Callable[[bytes], object] = getattr(self, "sendLine")  # noqa: B009
         responder.unhealthy += 1
         report = "; ".join(str(f) for f in failures)
-        self._pingLog.info(
-            "answering {peer}: unhealthy: {report}",
-            peer=_peer(getattr(self, "transport", None)),
-            report=report,
-            failures=[f.name for f in failures],
-        )
         sendLine(b"error unhealthy" + suffix + b" :" + _oneLine(report).encode("ascii"))
 
 
@@ -705,7 +715,7 @@ def _hookPingingLine(original: Method) -> Method:
     def lineReceived(self: PingingProtocol, line: bytes) -> Any:
         if _command(line, b"pong"):
             return self._pingingAnswer(line[len(b"pong") :], None)
-        if line.startswith(b"error unhealthy"):
+        if _command(line, b"error unhealthy"):
             head, _, report = line.rstrip(b"\r").partition(b" :")
             return self._pingingAnswer(head[len(b"error unhealthy") :], report)
         return original(self, line)

@@ -5,6 +5,8 @@ transports.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -13,6 +15,7 @@ from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import globalLogPublisher
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -78,6 +81,19 @@ def lines(transport: StringTransport) -> list[bytes]:
     value = transport.value()
     transport.clear()
     return value.splitlines()
+
+
+@contextmanager
+def capturedLogs(events: list[dict[str, Any]]) -> Iterator[None]:
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_namespace", "").startswith("heartbeat_twisted"):
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        yield
+    finally:
+        globalLogPublisher.removeObserver(observe)
 
 
 class ConfigTests(SynchronousTestCase):
@@ -469,6 +485,31 @@ class HealthTests(SynchronousTestCase):
         open(path, "w").close()
         proto.dataReceived(b"ping\n")
         self.assertEqual(lines(transport), [b"pong"])
+
+    def test_healthChangesLogged(self) -> None:
+        """
+        A change of health is logged once, not once per answer.
+        """
+        events: list[dict[str, Any]] = []
+        healthy = [True]
+        proto, transport, _, _ = serve(
+            PingServerConfig(minPingInterval=0),
+            checks=[HealthCheck("db", lambda: healthy[0])],
+        )
+        with capturedLogs(events):
+            proto.dataReceived(b"ping\nping\n")
+            healthy[0] = False
+            proto.dataReceived(b"ping\nping\nping\n")
+            healthy[0] = True
+            proto.dataReceived(b"ping\nping\n")
+        self.assertEqual(
+            [(e["log_format"], e.get("failures")) for e in events],
+            [
+                ("health checks failing: {report}", ["db"]),
+                ("health checks pass again", None),
+            ],
+        )
+        self.assertEqual(lines(transport).count(b"pong"), 4)
 
     def test_failureText(self) -> None:
         self.assertEqual(str(HealthFailure("db", "down")), "db: down")
