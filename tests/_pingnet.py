@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from heartbeat_twisted import PingClientProtocol, PingEvents
 
@@ -236,3 +237,14 @@ def waitListening(port: int, timeout: float) -> Any:
         else:
             raw.transport.loseConnection()
             return
+
+
+def tempPath(case: SynchronousTestCase, name: str) -> str:
+    """
+    A path to a file C{name} in a fresh directory that the test's cleanup
+    removes (unlike C{mktemp}, nothing is left in the directory the tests
+    run from).
+    """
+    directory = tempfile.mkdtemp(prefix="hbt-pingpong-")
+    case.addCleanup(shutil.rmtree, directory, True)
+    return os.path.join(directory, name)

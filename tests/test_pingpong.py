@@ -41,6 +41,8 @@ from heartbeat_twisted import (
 )
 from heartbeat_twisted._demo import DemoFactory, fileHealthCheck
 
+from ._pingnet import tempPath
+
 
 class Server(PingServerProtocol, LineReceiver):
     """
@@ -474,7 +476,7 @@ class HealthTests(SynchronousTestCase):
         self.assertEqual(lines(transport), [b"error unhealthy :co: returned False"])
 
     def test_fileHealthCheck(self) -> None:
-        path = self.mktemp()
+        path = tempPath(self, "ready")
         proto, transport, _, _ = serve(
             config=PingServerConfig(minPingInterval=0), checks=[fileHealthCheck(path)]
         )

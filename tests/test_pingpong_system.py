@@ -27,6 +27,7 @@ from ._pingnet import (
     connectRaw,
     freePort,
     spawn,
+    tempPath,
     twistdArgv,
     waitListening,
 )
@@ -149,7 +150,7 @@ class HAProxyTests(TestCase):
         )
         self.addCleanup(listening.stopListening)
         front = freePort()
-        config = self.mktemp()
+        config = tempPath(self, "haproxy.cfg")
         with open(config, "w") as f:
             f.write(HAPROXY_CONFIG.format(front=front, back=listening.getHost().port))
         proxy = spawn(self, "haproxy", "-db", "-f", config, python=False)

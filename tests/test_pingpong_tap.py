@@ -13,6 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from heartbeat_twisted import PingServerConfig
 from heartbeat_twisted.tap import Options, makeService
 
+from ._pingnet import tempPath
+
 
 def parse(*argv: str) -> Options:
     options = Options()
@@ -86,7 +88,7 @@ class PingOptionsTests(SynchronousTestCase):
         )
 
     def test_healthCheckFile(self) -> None:
-        path = self.mktemp()
+        path = tempPath(self, "ready")
         protocol, transport = self.serve(
             "--health-check-file", path, "--min-ping-interval", "0"
         )
