@@ -442,10 +442,16 @@ class PingServerProtocol:
 
     def readConnectionLost(self) -> None:
         """
-        The peer will send nothing more: answer the pings it sent, then
-        close.
+        The peer will send nothing more: answer the pings it sent (a last
+        line without its line end included), then close.
         """
         self._pingReadClosed = True
+        rest: bytes = getattr(self, "_buffer", b"")
+        if rest.strip() and self.pingCloseReason is None:
+            # LineReceiver keeps an unterminated line in _buffer.
+            self._buffer = b""
+            lineReceived: Callable[[bytes], object] = getattr(self, "lineReceived")  # noqa: B009
+            lineReceived(rest)
         if self._pingPending == 0:
             transport: Any = getattr(self, "transport", None)
             if transport is not None:

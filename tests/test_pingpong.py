@@ -336,6 +336,16 @@ class HalfCloseTests(SynchronousTestCase):
         )
         self.assertTrue(transport.disconnecting)
 
+    def test_lastLineWithoutLineEnd(self) -> None:
+        """
+        C{printf ping | nc -q 1}: the unterminated last line is answered.
+        """
+        proto, transport, _, _ = serve()
+        proto.dataReceived(b"ping 1\nping 2")
+        proto.readConnectionLost()
+        self.assertEqual(lines(transport), [b"pong 1", b"pong 2"])
+        self.assertTrue(transport.disconnecting)
+
     def test_closesAfterPendingAnswer(self) -> None:
         slow: Deferred[None] = Deferred()
         proto, transport, _, _ = serve(checks=[HealthCheck("s", lambda: slow)])
