@@ -7,10 +7,18 @@ heartbeat_twisted: keep long-lived Twisted TCP connections honest.
   - L{TimeoutMixin}: a cheaper drop-in for Twisted's own;
   - L{enableKeepAlive} / L{KeepAliveConfig}: OS TCP keepalive, tuned and
     read back;
-  - L{IdleTracker}: the sweep engine itself.
+  - L{IdleTracker}: the sweep engine itself;
+  - L{PingServerProtocol} / L{PingingProtocol} / L{PingClientProtocol}:
+    the application ping/pong, answering and pinging sides.
 """
 
-from ._config import HeartbeatConfig, KeepAliveConfig, defaultCheckInterval
+from ._config import (
+    HeartbeatConfig,
+    KeepAliveConfig,
+    PingConfig,
+    PingServerConfig,
+    defaultCheckInterval,
+)
 from ._keepalive import (
     KeepAlivePlatform,
     KeepAliveResult,
@@ -18,6 +26,22 @@ from ._keepalive import (
     enableKeepAlive,
 )
 from ._mixins import HeartbeatFactory, HeartbeatProtocol
+from ._pingpong import (
+    HealthCheck,
+    HealthCheckError,
+    HealthFailure,
+    PingBackoff,
+    PingClientFactory,
+    PingClientProtocol,
+    Pinger,
+    PingEvents,
+    PingingProtocol,
+    PingResponder,
+    PingServerProtocol,
+    PingState,
+    RoundTripStats,
+    pingClientService,
+)
 from ._timeout import TimeoutMixin
 from ._tracker import IdleEntry, Idler, IdleTracker
 from ._wrapping import HeartbeatProtocolWrapper, HeartbeatWrappingFactory
@@ -25,6 +49,9 @@ from ._wrapping import HeartbeatProtocolWrapper, HeartbeatWrappingFactory
 __version__ = "0.1.0"
 
 __all__ = [
+    "HealthCheck",
+    "HealthCheckError",
+    "HealthFailure",
     "HeartbeatConfig",
     "HeartbeatFactory",
     "HeartbeatProtocol",
@@ -37,8 +64,21 @@ __all__ = [
     "KeepAlivePlatform",
     "KeepAliveResult",
     "KeepAliveTimedOut",
+    "PingBackoff",
+    "PingClientFactory",
+    "PingClientProtocol",
+    "PingConfig",
+    "PingEvents",
+    "PingResponder",
+    "PingServerConfig",
+    "PingServerProtocol",
+    "PingState",
+    "Pinger",
+    "PingingProtocol",
+    "RoundTripStats",
     "TimeoutMixin",
     "__version__",
     "defaultCheckInterval",
     "enableKeepAlive",
+    "pingClientService",
 ]

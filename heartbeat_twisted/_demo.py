@@ -6,6 +6,7 @@ in Twisted.
 from __future__ import annotations
 
 import errno
+import os
 from collections import Counter
 from typing import Any
 
@@ -16,18 +17,33 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
 from ._mixins import HeartbeatFactory, HeartbeatProtocol
+from ._pingpong import (
+    HealthCheck,
+    HealthCheckError,
+    PingResponder,
+    PingServerProtocol,
+)
 
-__all__ = ["DemoFactory", "DemoProtocol", "closeReason"]
+__all__ = [
+    "DemoFactory",
+    "DemoProtocol",
+    "closeReason",
+    "fileHealthCheck",
+]
 
 
 def closeReason(protocol: HeartbeatProtocol, reason: Failure) -> str:
     """
     Say in a few words why a connection closed: C{"idle"} (closed by the
     heartbeat), C{"keepalive timeout"} (the kernel gave up on the peer),
-    C{"peer closed"}, C{"peer reset"}, or the error's own text.
+    C{"peer closed"}, C{"peer reset"}, a ping/pong refusal
+    (C{"too_many_pings"}, C{"line too long"}, ...), or the error's own text.
     """
     if protocol.heartbeatCloseReason is not None:
         return protocol.heartbeatCloseReason
+    refused: str | None = getattr(protocol, "pingCloseReason", None)
+    if refused is not None:
+        return refused
     error: Any = reason.value
     if isinstance(error, ConnectionDone):
         return "peer closed"
@@ -43,12 +59,14 @@ def closeReason(protocol: HeartbeatProtocol, reason: Failure) -> str:
     return str(error) or type(error).__name__
 
 
-class DemoProtocol(HeartbeatProtocol, LineReceiver):
+class DemoProtocol(HeartbeatProtocol, PingServerProtocol, LineReceiver):
     """
     Logs C{Client: Connect N}, every payload it receives, and
     C{close fd N: REASON}; answers the line C{ping} (or C{ping TOKEN}) with
-    C{pong} (C{pong TOKEN}).  Lines end with C{\\n}; a C{\\r} before it is
-    ignored, so C{nc} and telnet both work.
+    C{pong} (C{pong TOKEN}) once its factory's health checks pass, as
+    L{PingServerProtocol} does (which also refuses floods, over-long lines
+    and binary data).  Lines end with C{\\n}; a C{\\r} before it is ignored,
+    so C{nc} and telnet both work.
     """
 
     delimiter = b"\n"
@@ -72,11 +90,6 @@ class DemoProtocol(HeartbeatProtocol, LineReceiver):
         self._log.info("receive fd {fd}: {payload!r}", fd=self.number, payload=data)
         super().dataReceived(data)  # type: ignore[no-untyped-call]
 
-    def lineReceived(self, line: bytes) -> None:
-        words = line.rstrip(b"\r").split(None, 1)
-        if words and words[0] == b"ping":
-            self.sendLine(b" ".join([b"pong", *words[1:]]))  # type: ignore[no-untyped-call]
-
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         why = closeReason(self, reason)
         self._demoFactory().disconnected(self, why)
@@ -90,13 +103,19 @@ class DemoFactory(HeartbeatFactory, Factory[DemoProtocol]):
     @ivar opened: Connections made so far (the next C{fd} is this plus one).
     @ivar live: Connections open now.
     @ivar closed: Closed connections by reason.
+    @ivar pingResponder: Ping limits, health checks and counters.
     """
 
     protocol = DemoProtocol
     noisy = False
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, pingResponder: PingResponder | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        if pingResponder is None:
+            pingResponder = PingResponder(clock=self.heartbeatClock)
+        self.pingResponder = pingResponder
         self.opened = 0
         self.live = 0
         self.closed: Counter[str] = Counter()
@@ -115,3 +134,18 @@ class DemoFactory(HeartbeatFactory, Factory[DemoProtocol]):
         """
         self.live -= 1
         self.closed[reason] += 1
+
+
+def fileHealthCheck(path: str) -> HealthCheck:
+    """
+    A health check named C{file} that passes while C{path} exists: the demo
+    hook behind C{twistd heartbeat --health-check-file PATH}.  Create or
+    remove the file to make the server answer C{pong} or
+    C{error unhealthy ... :file: PATH does not exist}.
+    """
+
+    def check() -> None:
+        if not os.path.exists(path):
+            raise HealthCheckError(f"{path} does not exist")
+
+    return HealthCheck("file", check, timeout=1.0)

@@ -12,8 +12,9 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
-from ._config import HeartbeatConfig, KeepAliveConfig
-from ._demo import DemoFactory
+from ._config import HeartbeatConfig, KeepAliveConfig, PingServerConfig
+from ._demo import DemoFactory, fileHealthCheck
+from ._pingpong import PingResponder
 
 __all__ = [
     "Options",
@@ -64,7 +65,7 @@ def _seconds(name: str, value: str | None) -> float | None:
         ) from None
 
 
-def _integer(name: str, value: str) -> int:
+def _whole(name: str, value: str) -> int:
     try:
         return int(value)
     except ValueError:
@@ -101,7 +102,7 @@ def keepAliveFromOptions(options: usage.Options) -> KeepAliveConfig | None:
     values = dict(_KEEPALIVE_DEFAULTS)
     for name, value in given.items():
         if value is not None:
-            values[_KEEPALIVE_OPTIONS[name]] = _integer(name, value)
+            values[_KEEPALIVE_OPTIONS[name]] = _whole(name, value)
     try:
         return KeepAliveConfig(
             idle=values["idle"],
@@ -115,12 +116,38 @@ def keepAliveFromOptions(options: usage.Options) -> KeepAliveConfig | None:
         ) from None
 
 
+def _pingServerConfig(options: Options) -> PingServerConfig:
+    """
+    The ping limits given by C{options}; bad values raise
+    L{usage.UsageError} naming the option.
+    """
+    interval = _seconds("min-ping-interval", options["min-ping-interval"])
+    assert interval is not None
+    try:
+        return PingServerConfig(
+            minPingInterval=interval,
+            maxPingStrikes=_whole("max-ping-strikes", options["max-ping-strikes"]),
+            maxLineLength=_whole("max-line-length", options["max-line-length"]),
+        )
+    except ValueError as e:
+        raise optionError(
+            e,
+            {
+                "minPingInterval": "min-ping-interval",
+                "maxPingStrikes": "max-ping-strikes",
+                "maxLineLength": "max-line-length",
+            },
+        ) from None
+
+
 class Options(usage.Options):
     """
     Command-line options of C{twistd heartbeat}.
     """
 
-    synopsis = "[--port PORT] [--idle SECONDS] [--check-interval SECONDS]"
+    synopsis = (
+        "[--port PORT] [--idle SECONDS] [--check-interval SECONDS] [ping/pong options]"
+    )
     longdesc = (
         "Run the heartbeat demo server: it logs every connection and payload, "
         "answers 'ping' with 'pong', and closes connections that send nothing "
@@ -169,6 +196,32 @@ class Options(usage.Options):
             "TCP_USER_TIMEOUT in milliseconds (Linux): drop the connection when "
             "sent data or probes stay unacknowledged this long.",
         ],
+        # Application ping/pong (docs/pingpong.rst).
+        [
+            "min-ping-interval",
+            None,
+            "0.5",
+            "Seconds a client must leave between pings; 0 turns the flood limit off.",
+        ],
+        [
+            "max-ping-strikes",
+            None,
+            "2",
+            "Early pings tolerated in a row before 'error too_many_pings' and close.",
+        ],
+        [
+            "max-line-length",
+            None,
+            "1024",
+            "Longest line accepted, in bytes (16..1048576); a longer one "
+            "closes the connection.",
+        ],
+        [
+            "health-check-file",
+            None,
+            None,
+            "Answer ping with pong only while this file exists (a demo health check).",
+        ],
     ]
     optFlags = [
         [
@@ -181,6 +234,7 @@ class Options(usage.Options):
 
     heartbeatConfig: HeartbeatConfig
     keepAliveConfig: KeepAliveConfig | None
+    pingServerConfig: PingServerConfig
     endpoint: str
 
     def postOptions(self) -> None:
@@ -198,6 +252,7 @@ class Options(usage.Options):
                 e, {"idle": "idle", "checkInterval": "check-interval", "port": "port"}
             ) from None
         self.keepAliveConfig = keepAliveFromOptions(self)
+        self.pingServerConfig = _pingServerConfig(self)
         from twisted.internet import reactor
 
         try:
@@ -214,10 +269,17 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         clock; the global reactor if L{None}.
     """
     clock: Any = reactor
+    path = options["health-check-file"]
+    responder = PingResponder(
+        options.pingServerConfig,
+        [fileHealthCheck(path)] if path else [],
+        clock=clock,
+    )
     factory = DemoFactory(
         heartbeatConfig=options.heartbeatConfig,
         clock=clock,
         keepAlive=options.keepAliveConfig,
+        pingResponder=responder,
     )
     kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
     service: IService = strports.service(options.endpoint, factory, **kwargs)
