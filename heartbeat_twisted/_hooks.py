@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["callsFirst", "hookMethod"]
+__all__ = ["callsFirst", "fromFactory", "hookMethod"]
 
 Method = Callable[..., Any]
 
@@ -47,17 +47,48 @@ def hookMethod(
     setattr(cls, name, wrapper)
 
 
-def callsFirst(hook: str) -> Callable[[Method], Method]:
+def callsFirst(hook: str, passArguments: bool = False) -> Callable[[Method], Method]:
     """
     A C{makeWrapper} for L{hookMethod}: the wrapper calls C{self.<hook>()}
-    with no arguments, then the original method.
+    (with the method's own arguments if C{passArguments}), then the
+    original method.
     """
 
     def makeWrapper(original: Method) -> Method:
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            getattr(self, hook)()
-            return original(self, *args, **kwargs)
+        if passArguments:
+
+            def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+                getattr(self, hook)(*args, **kwargs)
+                return original(self, *args, **kwargs)
+
+        else:
+
+            def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+                getattr(self, hook)()
+                return original(self, *args, **kwargs)
 
         return wrapper
 
     return makeWrapper
+
+
+T = TypeVar("T")
+
+
+def fromFactory(protocol: object, name: str, kind: type[T], fix: str) -> T:
+    """
+    The object a mixin's connections share, kept on their factory as
+    C{factory.<name>}.
+
+    @param kind: What it must be.
+    @param fix: How to set it, for the error message.
+    @raise TypeError: If the factory has no such attribute of that type.
+    """
+    factory = getattr(protocol, "factory", None)
+    shared = getattr(factory, name, None)
+    if not isinstance(shared, kind):
+        raise TypeError(
+            f"{type(protocol).__qualname__} needs a factory with a {name}; "
+            f"got factory {factory!r}. {fix}"
+        )
+    return shared

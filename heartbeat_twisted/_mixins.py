@@ -12,21 +12,13 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from ._config import HeartbeatConfig, KeepAliveConfig
-from ._hooks import Method, callsFirst, hookMethod
+from ._hooks import Method, callsFirst, fromFactory, hookMethod
 from ._keepalive import KeepAliveResult, enableKeepAlive, logOnce
 from ._tracker import IdleEntry, IdleTracker
 
 __all__ = ["HeartbeatFactory", "HeartbeatProtocol"]
 
 _MARK = "_heartbeatHooked"
-
-
-def _hookMakeConnection(original: Method) -> Method:
-    def makeConnection(self: HeartbeatProtocol, transport: Any) -> Any:
-        self._heartbeatStart(transport)
-        return original(self, transport)
-
-    return makeConnection
 
 
 def _hookDataReceived(original: Method) -> Method:
@@ -80,7 +72,7 @@ class HeartbeatProtocol:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        hookMethod(cls, "makeConnection", _MARK, _hookMakeConnection)
+        hookMethod(cls, "makeConnection", _MARK, callsFirst("_heartbeatStart", True))
         hookMethod(cls, "dataReceived", _MARK, _hookDataReceived)
         hookMethod(cls, "connectionLost", _MARK, callsFirst("_heartbeatStop"))
 
@@ -89,16 +81,13 @@ class HeartbeatProtocol:
         The tracker this connection registers with: by default the
         factory's C{heartbeatTracker}.  Override to share another one.
         """
-        factory = getattr(self, "factory", None)
-        tracker = getattr(factory, "heartbeatTracker", None)
-        if not isinstance(tracker, IdleTracker):
-            raise TypeError(
-                f"{type(self).__qualname__} needs a factory with a "
-                f"heartbeatTracker; got factory {factory!r}. Mix "
-                f"heartbeat_twisted.HeartbeatFactory into the factory and "
-                f"give it a heartbeatConfig."
-            )
-        return tracker
+        return fromFactory(
+            self,
+            "heartbeatTracker",
+            IdleTracker,
+            "Mix heartbeat_twisted.HeartbeatFactory into the factory and "
+            "give it a heartbeatConfig.",
+        )
 
     def heartbeatTimedOut(self) -> None:
         """

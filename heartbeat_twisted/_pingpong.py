@@ -40,7 +40,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._config import PingConfig, PingServerConfig, _positive
-from ._hooks import Method, hookMethod
+from ._hooks import Method, callsFirst, fromFactory, hookMethod
 
 __all__ = [
     "MAX_TOKEN_LENGTH",
@@ -323,14 +323,6 @@ class PingResponder:
 _SERVER_MARK = "_pingServerHooked"
 
 
-def _hookServerMakeConnection(original: Method) -> Method:
-    def makeConnection(self: PingServerProtocol, transport: Any) -> Any:
-        self._pingServerStart()
-        return original(self, transport)
-
-    return makeConnection
-
-
 def _hookServerLine(original: Method) -> Method:
     def lineReceived(self: PingServerProtocol, line: bytes) -> Any:
         if _command(line, b"ping"):
@@ -338,14 +330,6 @@ def _hookServerLine(original: Method) -> Method:
         return original(self, line)
 
     return lineReceived
-
-
-def _hookServerConnectionLost(original: Method) -> Method:
-    def connectionLost(self: PingServerProtocol, reason: Failure) -> Any:
-        self._pingServerStop()
-        return original(self, reason)
-
-    return connectionLost
 
 
 @implementer(IHalfCloseableProtocol)
@@ -403,24 +387,21 @@ class PingServerProtocol:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        hookMethod(cls, "makeConnection", _SERVER_MARK, _hookServerMakeConnection)
+        hookMethod(cls, "makeConnection", _SERVER_MARK, callsFirst("_pingServerStart"))
         hookMethod(cls, "lineReceived", _SERVER_MARK, _hookServerLine)
-        hookMethod(cls, "connectionLost", _SERVER_MARK, _hookServerConnectionLost)
+        hookMethod(cls, "connectionLost", _SERVER_MARK, callsFirst("_pingServerStop"))
 
     def pingResponder(self) -> PingResponder:
         """
         The shared state this connection answers with: by default the
         factory's C{pingResponder}.  Override to find it elsewhere.
         """
-        factory = getattr(self, "factory", None)
-        responder = getattr(factory, "pingResponder", None)
-        if not isinstance(responder, PingResponder):
-            raise TypeError(
-                f"{type(self).__qualname__} needs a factory with a "
-                f"pingResponder; got factory {factory!r}. Set "
-                f"factory.pingResponder = heartbeat_twisted.PingResponder()."
-            )
-        return responder
+        return fromFactory(
+            self,
+            "pingResponder",
+            PingResponder,
+            "Set factory.pingResponder = heartbeat_twisted.PingResponder().",
+        )
 
     def lineReceived(self, line: bytes) -> None:
         """
@@ -700,14 +681,6 @@ class Pinger:
 _PINGING_MARK = "_pingingHooked"
 
 
-def _hookPingingMakeConnection(original: Method) -> Method:
-    def makeConnection(self: PingingProtocol, transport: Any) -> Any:
-        self._pingingStart(transport)
-        return original(self, transport)
-
-    return makeConnection
-
-
 def _hookPingingDataReceived(original: Method) -> Method:
     def dataReceived(self: PingingProtocol, data: bytes) -> Any:
         if self._pingingState is not PingState.IDLE:
@@ -727,14 +700,6 @@ def _hookPingingLine(original: Method) -> Method:
         return original(self, line)
 
     return lineReceived
-
-
-def _hookPingingConnectionLost(original: Method) -> Method:
-    def connectionLost(self: PingingProtocol, reason: Failure) -> Any:
-        self._pingingStop(PingState.CLOSED)
-        return original(self, reason)
-
-    return connectionLost
 
 
 class PingingProtocol:
@@ -777,10 +742,12 @@ class PingingProtocol:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        hookMethod(cls, "makeConnection", _PINGING_MARK, _hookPingingMakeConnection)
+        hookMethod(
+            cls, "makeConnection", _PINGING_MARK, callsFirst("_pingingStart", True)
+        )
         hookMethod(cls, "dataReceived", _PINGING_MARK, _hookPingingDataReceived)
         hookMethod(cls, "lineReceived", _PINGING_MARK, _hookPingingLine)
-        hookMethod(cls, "connectionLost", _PINGING_MARK, _hookPingingConnectionLost)
+        hookMethod(cls, "connectionLost", _PINGING_MARK, callsFirst("_pingingLost"))
 
     @property
     def pingState(self) -> PingState:
@@ -794,15 +761,13 @@ class PingingProtocol:
         The shared settings this connection pings with: by default the
         factory's C{pinger}.  Override to find it elsewhere.
         """
-        factory = getattr(self, "factory", None)
-        pinger = getattr(factory, "pinger", None)
-        if not isinstance(pinger, Pinger):
-            raise TypeError(
-                f"{type(self).__qualname__} needs a factory with a pinger; got "
-                f"factory {factory!r}. Set factory.pinger = "
-                f"heartbeat_twisted.Pinger(PingConfig(interval=..., timeout=...))."
-            )
-        return pinger
+        return fromFactory(
+            self,
+            "pinger",
+            Pinger,
+            "Set factory.pinger = "
+            "heartbeat_twisted.Pinger(PingConfig(interval=..., timeout=...)).",
+        )
 
     def pingRoundTrip(self, rtt: float) -> None:
         """
@@ -976,6 +941,9 @@ class PingingProtocol:
             pinger.unhealthy += 1
             self.pingUnhealthy(_oneLine(report.decode("ascii", "replace")))
         self.pingRoundTrip(rtt)
+
+    def _pingingLost(self) -> None:
+        self._pingingStop(PingState.CLOSED)
 
     def _pingingStop(self, state: PingState) -> None:
         self._pingingCancel()
