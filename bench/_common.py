@@ -19,6 +19,7 @@ from collections.abc import Sequence
 __all__ = [
     "Summary",
     "machineLines",
+    "meanInterval",
     "positiveFloat",
     "positiveInt",
     "summarize",
@@ -80,6 +81,18 @@ def summarize(values: Sequence[float]) -> Summary:
     Summarize C{values}: see L{Summary}.
     """
     return Summary(values)
+
+
+def meanInterval(values: Sequence[float]) -> tuple[float, float, float]:
+    """
+    The mean of C{values} and an approximate 95% confidence interval for it
+    (mean +- 2 standard errors), as C{(mean, low, high)}.
+    """
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, mean, mean
+    half = 2.0 * statistics.stdev(values) / len(values) ** 0.5
+    return mean, mean - half, mean + half
 
 
 def _cpuModel() -> str:
