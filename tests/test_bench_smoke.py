@@ -61,7 +61,9 @@ class BenchSmokeTests(SynchronousTestCase):
         """
         tick.py reports every phase for the size it was given.
         """
-        out = self.runBench("tick.py", "--sizes", "500", "--ticks", "2")
+        out = self.runBench(
+            "tick.py", "--sizes", "500", "--ticks", "2", "--flush-mb", "1"
+        )
         for phase in ("0% due", "1% due, silent", "1% due, active"):
             self.assertIn(phase, out)
         self.assertIn("naive/ours", out)
