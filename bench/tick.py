@@ -99,6 +99,10 @@ class Deadline:
 
 
 class Row:
+    """
+    One phase's figures: times in microseconds per tick.
+    """
+
     def __init__(
         self,
         size: int,
@@ -151,7 +155,7 @@ def measure(
     tracked = len(tracker)
     gc.collect()
 
-    def phase(name: str, expectVisited: int) -> Row:
+    def phase(name: str, expectVisited: int, expectNaive: int) -> Row:
         ourTimes: list[float] = []
         naiveTimes: list[float] = []
         clockNs = time.perf_counter_ns
@@ -180,6 +184,11 @@ def measure(
                     f"{name}: tick visited {tracker.lastVisited}, "
                     f"expected {expectVisited}"
                 )
+            if naive.lastExpired != expectNaive:
+                raise AssertionError(
+                    f"{name}: naive sweep expired {naive.lastExpired}, "
+                    f"expected {expectNaive}"
+                )
             visited = tracker.lastVisited
         return Row(size, name, visited, ourTimes, naiveTimes)
 
@@ -187,11 +196,11 @@ def measure(
     gc.disable()
     try:
         # Deadlines are at IDLE .. IDLE + GROUPS - 1; we are at GROUPS.
-        rows.append(phase("0% due", 0))
+        rows.append(phase("0% due", 0, 0))
         while clock.seconds() < IDLE - INTERVAL:
             clock.advance(INTERVAL)
         timedOutBefore = tracker.timedOut
-        rows.append(phase("1% due, silent", perGroup))
+        rows.append(phase("1% due, silent", perGroup, perGroup))
         if tracker.timedOut - timedOutBefore != perGroup * (ticks + 1):
             raise AssertionError("silent phase: not every due entry timed out")
         # Every connection received something a moment ago.
@@ -201,7 +210,7 @@ def measure(
         for entry in naive.entries:
             entry.last = now
         timedOutBefore = tracker.timedOut
-        rows.append(phase("1% due, active", perGroup))
+        rows.append(phase("1% due, active", perGroup, 0))
         if tracker.timedOut != timedOutBefore:
             raise AssertionError("active phase: an active entry timed out")
     finally:
