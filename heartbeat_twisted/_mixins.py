@@ -137,12 +137,18 @@ class HeartbeatProtocol:
     def _heartbeatStart(self, transport: Any) -> None:
         if self._heartbeatEntry is not None:
             return
-        tracker = self._heartbeatTracker = self.heartbeatTracker()
-        self._heartbeatSeconds = tracker.seconds
-        entry = self._heartbeatEntry = tracker.track(self)
-        if tracker.config.countOutbound:
-            self._heartbeatCountWrites(transport, entry)
-        keepAlive = getattr(getattr(self, "factory", None), "keepAliveConfig", None)
+        factory = getattr(self, "factory", None)
+        keepAlive = getattr(factory, "keepAliveConfig", None)
+        # A factory given only a KeepAliveConfig wants OS keepalive alone.
+        keepAliveOnly = (
+            keepAlive is not None and getattr(factory, "heartbeatConfig", 0) is None
+        )
+        if not keepAliveOnly:
+            tracker = self._heartbeatTracker = self.heartbeatTracker()
+            self._heartbeatSeconds = tracker.seconds
+            entry = self._heartbeatEntry = tracker.track(self)
+            if tracker.config.countOutbound:
+                self._heartbeatCountWrites(transport, entry)
         if keepAlive is not None:
             self._heartbeatKeepAlive(transport, keepAlive)
 
@@ -237,6 +243,9 @@ class HeartbeatFactory:
         factory = ChatFactory(heartbeatConfig=HeartbeatConfig(idle=30),
                               keepAlive=KeepAliveConfig(60, 10, 6))
 
+    A factory with a C{keepAliveConfig} and no C{heartbeatConfig} turns on
+    OS keepalive only: its connections are not tracked for idleness.
+
     @ivar heartbeatConfig: The idle time and sweep period.
     @ivar keepAliveConfig: OS TCP keepalive settings applied to every
         connection, or L{None} to leave the OS defaults.
@@ -282,7 +291,8 @@ class HeartbeatFactory:
                 raise TypeError(
                     f"{type(self).__qualname__} has no heartbeatConfig: pass "
                     f"heartbeatConfig=HeartbeatConfig(idle=...) or set it as "
-                    f"a class attribute"
+                    f"a class attribute (or give only keepAlive=KeepAliveConfig"
+                    f"(...) for OS keepalive without the idle heartbeat)"
                 )
             tracker = IdleTracker(config, self.heartbeatClock)
             self._heartbeatTrackerInstance = tracker

@@ -244,3 +244,36 @@ class ReadmeMixinTests(SynchronousTestCase):
         self.assertFalse(connection.closed)
         clock.advance(1)
         self.assertTrue(connection.closed)
+
+
+class KeepAliveOnlyTests(SynchronousTestCase):
+    def test_keepAliveWithoutIdleHeartbeat(self) -> None:
+        """
+        A factory given only a KeepAliveConfig applies it and tracks
+        nothing: no sweep runs, silence closes nothing.
+        """
+        from heartbeat_twisted import KeepAliveConfig
+
+        class KeepAliveOnly(HeartbeatFactory, Factory):
+            protocol = Recording
+
+        clock = Clock()
+        factory = KeepAliveOnly(keepAlive=KeepAliveConfig(60, 10, 6), clock=clock)
+        connection = connect(factory)
+        connection.receive(b"data")
+        clock.advance(3600)
+        self.assertFalse(connection.closed)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        result = connection.protocol.keepAliveResult
+        self.assertIsNotNone(result)
+        self.assertFalse(result.applicable)  # an in-memory transport
+        self.assertEqual(connection.protocol.received, [b"data"])
+        connection.peerClosed()
+        self.assertEqual(len(connection.protocol.lost), 1)
+
+    def test_neitherConfigSaysBoth(self) -> None:
+        class Neither(HeartbeatFactory, Factory):
+            protocol = Recording
+
+        error = self.assertRaises(TypeError, connect, Neither())
+        self.assertIn("keepAlive=KeepAliveConfig", str(error))
