@@ -159,8 +159,8 @@ class IdleTracker:
         """
         return math.ceil((deadline - self._start) / self._interval)
 
-    def _file(self, entry: IdleEntry, deadline: float, floor: int = 0) -> None:
-        key = max(self._key(deadline), floor)
+    def _file(self, entry: IdleEntry, deadline: float) -> None:
+        key = self._key(deadline)
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = []
@@ -192,6 +192,9 @@ class IdleTracker:
         current = math.floor((now - self._start) / self._interval + 1e-9)
         keys = self._keys
         buckets = self._buckets
+        start = self._start
+        interval = self._interval
+        ceil = math.ceil
         expired: list[IdleEntry] = []
         visited = 0
         while keys and keys[0] <= current:
@@ -203,19 +206,37 @@ class IdleTracker:
                 deadline = entry.last + idle
                 if deadline <= now:
                     expired.append(entry)
-                else:
-                    self._file(entry, deadline, current + 1)
+                    continue
+                # Lazy re-arm: activity since filing; file under the sweep
+                # at or after the new deadline (inlined _file: hot loop).
+                key = ceil((deadline - start) / interval)
+                if key <= current:
+                    key = current + 1
+                later = buckets.get(key)
+                if later is None:
+                    later = buckets[key] = []
+                    heapq.heappush(keys, key)
+                later.append(entry)
         self.ticks += 1
         self.visited += visited
         self.lastVisited = visited
+        if not expired:
+            return
+        # Count their silence afresh, in case an owner stays open: all of
+        # them share one new deadline, so one bucket.
+        for entry in expired:
+            entry.last = now
+        key = max(self._key(now + idle), current + 1)
+        later = buckets.get(key)
+        if later is None:
+            later = buckets[key] = []
+            heapq.heappush(keys, key)
+        later.extend(expired)
         for entry in expired:
             owner = entry.owner
             if owner is None:
                 # Untracked by an earlier callback of this same sweep.
                 continue
-            # Count its silence afresh, in case the owner stays open.
-            entry.last = now
-            self._file(entry, now + idle, current + 1)
             self.timedOut += 1
             try:
                 owner.heartbeatTimedOut()
