@@ -85,7 +85,10 @@ class Options(usage.Options):
     Command-line options of the client command.
     """
 
-    synopsis = "ENDPOINT [--interval SECONDS] [--timeout SECONDS] [options]"
+    synopsis = (
+        "Usage: heartbeat-client ENDPOINT [--interval SECONDS] [--timeout SECONDS] "
+        "[options]"
+    )
     longdesc = (
         "Connect to ENDPOINT (a Twisted client endpoint string, e.g. "
         "tcp:127.0.0.1:6666), send 'ping N' whenever nothing was sent for "
