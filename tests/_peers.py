@@ -1,34 +1,44 @@
 """
-A scriptable TCP client for real-socket tests.
+A scriptable raw TCP client for real-socket tests.
 """
 
 from __future__ import annotations
 
-from twisted.internet import defer, reactor
+from typing import Any
+
+from twisted.internet import reactor, task
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
-__all__ = ["Peer", "connectPeer"]
+from ._waiting import Waitable
+
+__all__ = ["Peer", "connectPeer", "waitListening"]
 
 
-class Peer(Protocol):
+class Peer(Protocol, Waitable):
     """
-    Keeps what it receives; lets a test wait for bytes or for the end.
+    Keeps what it receives; lets a test wait (with a bound) for bytes, for
+    the end, or for any condition on it.
 
     @ivar received: All bytes received.
+    @ivar madeAt: C{reactor.seconds()} when the connection was made.
     @ivar lostAt: C{reactor.seconds()} when the connection was lost.
     @ivar reason: Why it was lost.
     @ivar lastSentAt: C{reactor.seconds()} of the last L{send}.
     """
 
     def __init__(self) -> None:
+        Waitable.__init__(self)
         self.received = b""
+        self.madeAt: float | None = None
         self.lostAt: float | None = None
         self.reason: Failure | None = None
         self.lastSentAt: float | None = None
-        self._lost: list[defer.Deferred[Peer]] = []
-        self._expecting: list[tuple[bytes, defer.Deferred[bytes]]] = []
+
+    def captured(self) -> str:
+        return f"received {self.received!r}"
 
     def connectionMade(self) -> None:
         self.madeAt = reactor.seconds()  # type: ignore[attr-defined]
@@ -44,46 +54,56 @@ class Peer(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self.received += data
-        for entry in list(self._expecting):
-            if entry[0] in self.received:
-                self._expecting.remove(entry)
-                entry[1].callback(self.received)
+        self.changed()
 
     def connectionLost(self, reason: Failure = Failure(Exception())) -> None:
         self.lostAt = reactor.seconds()  # type: ignore[attr-defined]
         self.reason = reason
-        waiting, self._lost = self._lost, []
-        for d in waiting:
-            d.callback(self)
-        for _, d in self._expecting:
-            d.errback(AssertionError(f"connection lost; received {self.received!r}"))
-        self._expecting.clear()
+        self.finished("connection lost")
 
-    def expect(self, data: bytes, timeout: float = 5) -> defer.Deferred[bytes]:
+    def expect(self, data: bytes, timeout: float = 5) -> Deferred[bytes]:
         """
-        Fire once C{data} has been received (now or later); fail after
-        C{timeout} seconds.
+        Fire with all received bytes once C{data} is among them (now or
+        later); fail after C{timeout} seconds or when the connection is lost
+        first.
         """
-        if data in self.received:
-            return defer.succeed(self.received)
-        d: defer.Deferred[bytes] = defer.Deferred()
-        self._expecting.append((data, d))
-        return d.addTimeout(timeout, reactor)
+        return self.waitUntil(
+            lambda: self.received if data in self.received else None,
+            timeout,
+            repr(data),
+        )
 
-    def whenLost(self, timeout: float = 10) -> defer.Deferred[Peer]:
+    def whenLost(self, timeout: float = 10, what: str = "close") -> Deferred[Peer]:
         """
         Fire with this peer once its connection is lost (the reason is in
         L{reason}); fail after C{timeout} seconds.
         """
-        if self.reason is not None:
-            return defer.succeed(self)
-        d: defer.Deferred[Peer] = defer.Deferred()
-        self._lost.append(d)
-        return d.addTimeout(timeout, reactor)
+        return self.waitUntil(
+            lambda: self if self.reason is not None else None, timeout, what
+        )
 
 
-def connectPeer(port: int, host: str = "127.0.0.1") -> defer.Deferred[Peer]:
+def connectPeer(port: int, host: str = "127.0.0.1") -> Deferred[Peer]:
     """
     Connect a new L{Peer} to C{host:port}.
     """
     return connectProtocol(TCP4ClientEndpoint(reactor, host, port), Peer())
+
+
+@inlineCallbacks
+def waitListening(port: int, timeout: float) -> Any:
+    """
+    Retry every 50 ms until something accepts connections on
+    127.0.0.1:C{port}; fail after C{timeout} seconds.
+    """
+    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
+    while True:
+        try:
+            peer = yield connectPeer(port)
+        except Exception:
+            if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+                raise
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        else:
+            peer.transport.loseConnection()
+            return

@@ -12,54 +12,17 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import reactor, task
-from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from heartbeat_twisted import PingClientProtocol, PingEvents
 
-
-class Waitable:
-    """
-    Something whose state changes; L{waitFor} fires when a condition on it
-    holds, or fails after C{timeout} seconds.
-    """
-
-    def __init__(self) -> None:
-        self._waiters: list[tuple[Callable[[], bool], Deferred[None]]] = []
-
-    def changed(self) -> None:
-        for waiter in list(self._waiters):
-            condition, d = waiter
-            if condition():
-                self._waiters.remove(waiter)
-                d.callback(None)
-
-    def waitFor(
-        self, condition: Callable[[], bool], timeout: float, what: str = ""
-    ) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        if condition():
-            d.callback(None)
-            return d
-        waiter = (condition, d)
-        self._waiters.append(waiter)
-
-        def expired(failure: Failure) -> Failure:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-            failure.value.args = (f"gave up after {timeout} s waiting for {what}",)
-            return failure
-
-        d.addTimeout(timeout, reactor)
-        d.addErrback(expired)
-        return d
+from ._waiting import Waitable
 
 
 class RecordingEvents(PingEvents, Waitable):
@@ -100,31 +63,6 @@ class RecordingEvents(PingEvents, Waitable):
 
     def disconnected(self, protocol: PingClientProtocol, reason: Failure) -> None:
         self._add("disconnected", reason.getErrorMessage())
-
-
-class Raw(Protocol, Waitable):
-    """
-    A client that writes what it is told and records what it receives.
-    """
-
-    def __init__(self) -> None:
-        Waitable.__init__(self)
-        self.received = b""
-        self.closedAt: float | None = None
-        self.connectedAt = reactor.seconds()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-        self.changed()
-
-    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:
-        self.closedAt = reactor.seconds()
-        self.changed()
-
-
-def connectRaw(port: int) -> Deferred[Raw]:
-    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
-    return endpoint.connect(Factory.forProtocol(Raw))
 
 
 def freePort() -> int:
@@ -219,24 +157,6 @@ def twistdArgv(*options: str) -> list[str]:
         "heartbeat",
         *options,
     ]
-
-
-@inlineCallbacks
-def waitListening(port: int, timeout: float) -> Any:
-    """
-    Poll until something accepts connections on 127.0.0.1:C{port}.
-    """
-    deadline = reactor.seconds() + timeout
-    while True:
-        try:
-            raw = yield connectRaw(port)
-        except Exception:
-            if reactor.seconds() > deadline:
-                raise
-            yield task.deferLater(reactor, 0.05, lambda: None)
-        else:
-            raw.transport.loseConnection()
-            return
 
 
 def tempPath(case: SynchronousTestCase, name: str) -> str:

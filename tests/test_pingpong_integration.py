@@ -27,7 +27,8 @@ from heartbeat_twisted import (
 )
 from heartbeat_twisted._demo import DemoFactory
 
-from ._pingnet import RecordingEvents, connectRaw
+from ._peers import connectPeer
+from ._pingnet import RecordingEvents
 
 
 class LoopbackTests(TestCase):
@@ -86,7 +87,7 @@ class LoopbackTests(TestCase):
         protocol.stopPinging()
         self.assertIs(protocol.pingState, PingState.STOPPED)
         stopped = reactor.seconds()
-        yield events.waitFor(
+        yield events.waitUntil(
             lambda: events.count("disconnected") == 1, 5, "the idle close"
         )
         closedAfter = events.times("disconnected")[0] - stopped
@@ -113,7 +114,7 @@ class LoopbackTests(TestCase):
             maxBadLines=2,
         )
         events, protocol = yield self.pingClient(0.3, 2.0)
-        yield events.waitFor(lambda: events.count("rtt") >= 1, 5, "a first pong")
+        yield events.waitUntil(lambda: events.count("rtt") >= 1, 5, "a first pong")
 
         sends = {
             "garbage": b"hello\nGET / HTTP/1.1\nHost: x\n",
@@ -129,16 +130,11 @@ class LoopbackTests(TestCase):
         }
         offenders = {}
         for name, data in sends.items():
-            raw = yield connectRaw(self.port)
+            raw = yield connectPeer(self.port)
             self.addCleanup(raw.transport.abortConnection)
-            raw.transport.write(data)
+            raw.send(data)
             offenders[name] = raw
-        yield gatherResults(
-            [
-                raw.waitFor(lambda raw=raw: raw.closedAt is not None, 5, name)
-                for name, raw in offenders.items()
-            ]
-        )
+        yield gatherResults([raw.whenLost(5, name) for name, raw in offenders.items()])
         for name, raw in offenders.items():
             last = raw.received.splitlines()[-1]
             self.assertTrue(last.startswith(expected[name]), (name, raw.received))
@@ -146,7 +142,7 @@ class LoopbackTests(TestCase):
         self.assertEqual(offenders["flood"].received.count(b"pong\n"), 3)
 
         answered = events.count("rtt")
-        yield events.waitFor(
+        yield events.waitUntil(
             lambda: events.count("rtt") >= answered + 2, 5, "pongs after the abuse"
         )
         self.assertEqual(events.count("disconnected"), 0)
@@ -174,11 +170,11 @@ class LoopbackTests(TestCase):
         C{echo ping | nc -q 1} does) gets its C{pong} before the close.
         """
         yield self.serve(30, 1)
-        raw = yield connectRaw(self.port)
+        raw = yield connectPeer(self.port)
         self.addCleanup(raw.transport.abortConnection)
-        raw.transport.write(b"ping probe-1\n")
+        raw.send(b"ping probe-1\n")
         raw.transport.loseWriteConnection()
-        yield raw.waitFor(lambda: raw.closedAt is not None, 5, "the close")
+        yield raw.whenLost(5, "the close")
         self.assertEqual(raw.received, b"pong probe-1\n")
         yield task.deferLater(reactor, 0.1, lambda: None)
         self.assertEqual([e["reason"] for e in self.closes], ["peer closed"])
@@ -218,11 +214,11 @@ class ProbingServerTests(TestCase):
         )
         self.addCleanup(port.stopListening)
         events, _answering = yield self._answeringClient(port.getHost().port)
-        mute = yield connectRaw(port.getHost().port)
+        mute = yield connectPeer(port.getHost().port)
         self.addCleanup(mute.transport.abortConnection)
         start = reactor.seconds()
-        yield mute.waitFor(lambda: mute.closedAt is not None, 5, "the drop")
-        dropped = mute.closedAt - start
+        yield mute.whenLost(5, "the drop")
+        dropped = mute.lostAt - start
         self.assertEqual(mute.received, b"ping 1\n")
         self.assertGreaterEqual(dropped, interval + timeout - 0.05)
         self.assertLessEqual(dropped, interval + timeout + 0.5)

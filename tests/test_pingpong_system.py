@@ -22,14 +22,13 @@ from heartbeat_twisted import (
 )
 from heartbeat_twisted._demo import DemoFactory
 
+from ._peers import connectPeer, waitListening
 from ._pingnet import (
     RecordingEvents,
-    connectRaw,
     freePort,
     spawn,
     tempPath,
     twistdArgv,
-    waitListening,
 )
 from ._system import requireSystem
 
@@ -78,7 +77,7 @@ class StoppedServerTests(TestCase):
                 "0.1",
             ),
         )
-        yield server.waitFor(
+        yield server.waitUntil(
             lambda: bool(server.containing("starting on")), 15, "twistd to listen"
         )
         client = spawn(
@@ -95,14 +94,14 @@ class StoppedServerTests(TestCase):
             "--reconnect-max",
             "1",
         )
-        yield client.waitFor(
+        yield client.waitUntil(
             lambda: len(client.matching("rtt ")) >= 2, 15, "two round trips"
         )
         self.assertEqual(len(client.matching("connected ")), 1)
 
         server.signal(signal.SIGSTOP)
         stopped = reactor.seconds()
-        yield client.waitFor(
+        yield client.waitUntil(
             lambda: bool(client.matching("dead")), 10, "the dead-peer line"
         )
         detected = client.matching("dead")[0][0] - stopped
@@ -114,7 +113,7 @@ class StoppedServerTests(TestCase):
         yield task.deferLater(reactor, 1.0, lambda: None)
         server.signal(signal.SIGCONT)
         resumed = reactor.seconds()
-        yield client.waitFor(
+        yield client.waitUntil(
             lambda: any(t > resumed for t, _ in client.matching("rtt ")),
             15,
             "a round trip after SIGCONT",
@@ -163,13 +162,13 @@ class HAProxyTests(TestCase):
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", front)
         pinging = yield endpoint.connect(clientFactory)
         self.addCleanup(pinging.transport.abortConnection)
-        silent = yield connectRaw(front)
+        silent = yield connectPeer(front)
         self.addCleanup(silent.transport.abortConnection)
         start = reactor.seconds()
 
-        yield silent.waitFor(lambda: silent.closedAt is not None, 8, "the cut")
-        assert silent.closedAt is not None
-        cut = silent.closedAt - silent.connectedAt
+        yield silent.whenLost(8, "the cut")
+        assert silent.lostAt is not None and silent.madeAt is not None
+        cut = silent.lostAt - silent.madeAt
         self.assertGreaterEqual(cut, 2.9)
         self.assertLessEqual(cut, 4.0)
 
