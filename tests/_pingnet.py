@@ -1,24 +1,21 @@
 """
-Helpers for the real-socket ping/pong tests: event recorders whose
-conditions can be waited on with a bounded timeout, a raw client, a child
-process whose output lines can be waited on.
+Helpers for the real-socket ping/pong tests: an event recorder whose
+conditions can be waited on with a bounded timeout, a free port, a
+temporary path.  (Raw clients are in L{tests._peers}, child processes in
+L{tests._twistd}.)
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
-import sys
 import tempfile
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from heartbeat_twisted import PingClientProtocol, PingEvents
 
@@ -34,6 +31,9 @@ class RecordingEvents(PingEvents, Waitable):
         Waitable.__init__(self)
         self.seen: list[tuple[float, str, Any]] = []
         self.protocol: PingClientProtocol | None = None
+
+    def captured(self) -> str:
+        return f"events: {self.seen!r}"
 
     def _add(self, kind: str, value: Any) -> None:
         self.seen.append((reactor.seconds(), kind, value))
@@ -73,90 +73,6 @@ def freePort() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class Child(ProcessProtocol, Waitable):
-    """
-    A child process whose output lines are recorded with their arrival
-    times; the test's cleanup kills it.
-    """
-
-    def __init__(self) -> None:
-        Waitable.__init__(self)
-        self.lines: list[tuple[float, str]] = []
-        self.errors = b""
-        self._partial = b""
-        self.ended: Deferred[None] = Deferred()
-        self.pid: int | None = None
-
-    def outReceived(self, data: bytes) -> None:
-        self._partial += data
-        *complete, self._partial = self._partial.split(b"\n")
-        now = reactor.seconds()
-        for line in complete:
-            self.lines.append((now, line.decode("utf-8", "replace")))
-        self.changed()
-
-    def errReceived(self, data: bytes) -> None:
-        self.errors += data
-        self.changed()
-
-    def processEnded(self, reason: Failure) -> None:
-        self.pid = None
-        self.ended.callback(None)
-
-    def matching(self, prefix: str) -> list[tuple[float, str]]:
-        return [(t, line) for t, line in self.lines if line.startswith(prefix)]
-
-    def containing(self, text: str) -> list[tuple[float, str]]:
-        return [(t, line) for t, line in self.lines if text in line]
-
-    def signal(self, number: int) -> None:
-        if self.pid is not None:
-            os.kill(self.pid, number)
-
-
-def spawn(case: TestCase, *argv: str, python: bool = True) -> Child:
-    """
-    Run C{python argv...} with this interpreter (or the program C{argv[0]}
-    if not C{python}); kill it (and wait for it) in the test's cleanup.
-    """
-    child = Child()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if python:
-        argv = (sys.executable, *argv)
-    else:
-        argv = (shutil.which(argv[0]) or argv[0], *argv[1:])
-    transport = reactor.spawnProcess(child, argv[0], list(argv), env=env)
-    child.pid = transport.pid
-
-    def stop() -> Deferred[None] | None:
-        if child.pid is None:
-            return None
-        try:
-            os.kill(child.pid, signal.SIGCONT)
-            os.kill(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return None
-        return child.ended
-
-    case.addCleanup(stop)
-    return child
-
-
-def twistdArgv(*options: str) -> list[str]:
-    """
-    The arguments after C{python} that run C{twistd -n heartbeat OPTIONS},
-    with no pid file.
-    """
-    return [
-        "-c",
-        "from twisted.scripts.twistd import run; run()",
-        "-n",
-        "--pidfile=",
-        "heartbeat",
-        *options,
-    ]
 
 
 def tempPath(case: SynchronousTestCase, name: str) -> str:

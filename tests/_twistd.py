@@ -1,12 +1,13 @@
 """
-Run C{twistd -n heartbeat} as a child process in a test, and wait (with a
-bound) for lines in its log.
+Run a child process in a test (C{twistd -n heartbeat}, the client command,
+HAProxy, ...) and wait, with a bound, for lines of its output.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import sys
 from typing import Any
@@ -16,7 +17,9 @@ from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-__all__ = ["TwistdProcess", "twistdArgv"]
+from ._waiting import Waitable
+
+__all__ = ["ChildProcess", "twistdArgv"]
 
 
 def twistdArgv(*options: str) -> list[str]:
@@ -35,24 +38,26 @@ def twistdArgv(*options: str) -> list[str]:
     ]
 
 
-class TwistdProcess(protocol.ProcessProtocol):
+class ChildProcess(protocol.ProcessProtocol, Waitable):
     """
-    A child process whose output lines are kept, and can be waited for.
+    A child process whose output lines are kept with the time each arrived,
+    and can be waited for; the test's cleanup stops it.
 
-    @ivar lines: Every output line so far (stdout and stderr, decoded).
+    @ivar stamped: Every output line so far (stdout and stderr, decoded) as
+        C{(reactor.seconds() when it arrived, line)}.
     @ivar exitCode: The exit code once ended (C{-1} if killed by a signal).
     """
 
     def __init__(self, case: TestCase, argv: list[str], **env: str) -> None:
-        self.lines: list[str] = []
-        self._partial = b""
-        self._waiting: list[tuple[re.Pattern[str], defer.Deferred[re.Match[str]]]] = []
-        self._enders: list[defer.Deferred[int | None]] = []
+        Waitable.__init__(self)
+        self.stamped: list[tuple[float, str]] = []
+        self._partial: dict[int, bytes] = {}
         self.exitCode: int | None = None
         self.running = True
         environ = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+        program = shutil.which(argv[0]) or argv[0]
         self.transport: Any = reactor.spawnProcess(  # type: ignore[attr-defined]
-            self, argv[0], argv, env=environ
+            self, program, argv, env=environ
         )
         case.addCleanup(self.stop)
 
@@ -63,82 +68,83 @@ class TwistdProcess(protocol.ProcessProtocol):
         """
         return int(self.transport.pid)
 
-    def outReceived(self, data: bytes) -> None:
-        self._partial += data
-        *complete, self._partial = self._partial.split(b"\n")
-        for raw in complete:
-            line = raw.decode("utf-8", "replace")
-            self.lines.append(line)
-            for entry in list(self._waiting):
-                match = entry[0].search(line)
-                if match is not None:
-                    self._waiting.remove(entry)
-                    entry[1].callback(match)
+    @property
+    def lines(self) -> list[str]:
+        """
+        Every output line so far, without the times.
+        """
+        return [line for _, line in self.stamped]
 
-    errReceived = outReceived
+    def captured(self) -> str:
+        return "output:\n" + "\n".join(self.lines)
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        buffered = self._partial.get(childFD, b"") + data
+        *complete, self._partial[childFD] = buffered.split(b"\n")
+        now = reactor.seconds()  # type: ignore[attr-defined]
+        for raw in complete:
+            self.stamped.append((now, raw.decode("utf-8", "replace")))
+        self.changed()
 
     def processEnded(self, reason: Failure) -> None:
-        self.running = False
-        if self._partial:
-            self.outReceived(b"\n")
+        for childFD, rest in list(self._partial.items()):
+            if rest:
+                self.childDataReceived(childFD, b"\n")
         value = reason.value
         if isinstance(value, ProcessDone):
             self.exitCode = 0
         elif isinstance(value, ProcessTerminated):
             self.exitCode = value.exitCode if value.exitCode is not None else -1
-        for pattern, waiting in self._waiting:
-            waiting.errback(
-                AssertionError(
-                    f"process ended before printing {pattern.pattern!r}; "
-                    f"output:\n" + "\n".join(self.lines)
-                )
-            )
-        self._waiting.clear()
-        enders, self._enders = self._enders, []
-        for ender in enders:
-            ender.callback(self.exitCode)
+        self.running = False
+        self.finished("process ended")
 
-    def whenEnded(self) -> defer.Deferred[int | None]:
+    def matching(self, prefix: str) -> list[tuple[float, str]]:
         """
-        Fire with the exit code when the process has ended.
+        The stamped lines that start with C{prefix}.
         """
-        if not self.running:
-            return defer.succeed(self.exitCode)
-        ender: defer.Deferred[int | None] = defer.Deferred()
-        self._enders.append(ender)
-        return ender
+        return [(t, line) for t, line in self.stamped if line.startswith(prefix)]
+
+    def containing(self, text: str) -> list[tuple[float, str]]:
+        """
+        The stamped lines that contain C{text}.
+        """
+        return [(t, line) for t, line in self.stamped if text in line]
+
+    def search(self, pattern: str) -> tuple[float, re.Match[str]] | None:
+        """
+        The time and match of the first line that matches C{pattern}.
+        """
+        compiled = re.compile(pattern)
+        for t, line in self.stamped:
+            match = compiled.search(line)
+            if match is not None:
+                return t, match
+        return None
+
+    def whenEnded(self, timeout: float = 30) -> defer.Deferred[int | None]:
+        """
+        Fire with the exit code when the process has ended; fail after
+        C{timeout} seconds.
+        """
+        ended = self.waitUntil(
+            lambda: (self.exitCode,) if not self.running else None,
+            timeout,
+            "exit",
+        )
+        return ended.addCallback(lambda code: code[0])
 
     def waitFor(
         self, pattern: str, timeout: float = 10
     ) -> defer.Deferred[re.Match[str]]:
         """
         Fire with the match of the first line (already printed or still to
-        come) that matches C{pattern}; fail after C{timeout} seconds.
+        come) that matches C{pattern}; fail, showing the output, after
+        C{timeout} seconds or when the process ends first.
         """
-        compiled = re.compile(pattern)
-        for line in self.lines:
-            match = compiled.search(line)
-            if match is not None:
-                return defer.succeed(match)
-        if not self.running:
-            return defer.fail(
-                AssertionError(
-                    f"process ended without printing {pattern!r}; output:\n"
-                    + "\n".join(self.lines)
-                )
-            )
-        waiting: defer.Deferred[re.Match[str]] = defer.Deferred()
-        self._waiting.append((compiled, waiting))
-
-        def timedOut(failure: Failure) -> Failure:
-            failure.trap(defer.TimeoutError)
-            raise AssertionError(
-                f"no line matching {pattern!r} within {timeout} s; output:\n"
-                + "\n".join(self.lines)
-            )
-
-        waiting.addTimeout(timeout, reactor)
-        return waiting.addErrback(timedOut)
+        found = self.waitUntil(
+            lambda: self.search(pattern), timeout, f"line matching {pattern!r}"
+        )
+        return found.addCallback(lambda stampedMatch: stampedMatch[1])
 
     def listeningPort(self, timeout: float = 15) -> defer.Deferred[int]:
         """
@@ -175,4 +181,4 @@ class TwistdProcess(protocol.ProcessProtocol):
                 killer.cancel()
             return code
 
-        return self.whenEnded().addCallback(ended)
+        return self.whenEnded(20).addBoth(ended)

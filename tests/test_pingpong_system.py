@@ -6,7 +6,7 @@ middlebox that forwards no TCP keepalive and cuts idle flows.
 
 from __future__ import annotations
 
-import signal
+import sys
 from typing import Any
 
 from twisted.internet import reactor, task
@@ -26,11 +26,10 @@ from ._peers import connectPeer, waitListening
 from ._pingnet import (
     RecordingEvents,
     freePort,
-    spawn,
     tempPath,
-    twistdArgv,
 )
 from ._system import requireSystem
+from ._twistd import ChildProcess, twistdArgv
 
 HAPROXY_CONFIG = """\
 global
@@ -66,9 +65,10 @@ class StoppedServerTests(TestCase):
         requireSystem(self, root=False)
         interval, timeout = 0.5, 1.0
         port = freePort()
-        server = spawn(
+        server = ChildProcess(
             self,
-            *twistdArgv(
+            twistdArgv(
+                "heartbeat",
                 "--port",
                 f"tcp:{port}:interface=127.0.0.1",
                 "--idle",
@@ -77,29 +77,30 @@ class StoppedServerTests(TestCase):
                 "0.1",
             ),
         )
-        yield server.waitUntil(
-            lambda: bool(server.containing("starting on")), 15, "twistd to listen"
-        )
-        client = spawn(
+        yield server.waitFor("starting on", 15)
+        client = ChildProcess(
             self,
-            "-m",
-            "heartbeat_twisted.client",
-            f"tcp:127.0.0.1:{port}",
-            "--interval",
-            str(interval),
-            "--timeout",
-            str(timeout),
-            "--reconnect-initial",
-            "0.2",
-            "--reconnect-max",
-            "1",
+            [
+                sys.executable,
+                "-m",
+                "heartbeat_twisted.client",
+                f"tcp:127.0.0.1:{port}",
+                "--interval",
+                str(interval),
+                "--timeout",
+                str(timeout),
+                "--reconnect-initial",
+                "0.2",
+                "--reconnect-max",
+                "1",
+            ],
         )
         yield client.waitUntil(
             lambda: len(client.matching("rtt ")) >= 2, 15, "two round trips"
         )
         self.assertEqual(len(client.matching("connected ")), 1)
 
-        server.signal(signal.SIGSTOP)
+        server.signal("STOP")
         stopped = reactor.seconds()
         yield client.waitUntil(
             lambda: bool(client.matching("dead")), 10, "the dead-peer line"
@@ -111,7 +112,7 @@ class StoppedServerTests(TestCase):
         # Stay stopped a little longer: the kernel may complete handshakes
         # for the stopped process, so "connected" lines can come and go.
         yield task.deferLater(reactor, 1.0, lambda: None)
-        server.signal(signal.SIGCONT)
+        server.signal("CONT")
         resumed = reactor.seconds()
         yield client.waitUntil(
             lambda: any(t > resumed for t, _ in client.matching("rtt ")),
@@ -152,7 +153,7 @@ class HAProxyTests(TestCase):
         config = tempPath(self, "haproxy.cfg")
         with open(config, "w") as f:
             f.write(HAPROXY_CONFIG.format(front=front, back=listening.getHost().port))
-        proxy = spawn(self, "haproxy", "-db", "-f", config, python=False)
+        proxy = ChildProcess(self, ["haproxy", "-db", "-f", config])
         yield waitListening(front, 10)
 
         events = RecordingEvents()
@@ -173,7 +174,7 @@ class HAProxyTests(TestCase):
         self.assertLessEqual(cut, 4.0)
 
         yield task.deferLater(reactor, 15 - (reactor.seconds() - start), lambda: None)
-        self.assertEqual(events.count("disconnected"), 0, proxy.errors)
+        self.assertEqual(events.count("disconnected"), 0, proxy.captured())
         self.assertEqual(events.count("dead"), 0)
         self.assertGreaterEqual(events.count("rtt"), 13)
         rtts = pinging.pingStats

@@ -11,7 +11,7 @@ from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from ._peers import connectPeer
-from ._twistd import TwistdProcess, twistdArgv
+from ._twistd import ChildProcess, twistdArgv
 
 IDLE = 1.0
 INTERVAL = 0.25
@@ -22,8 +22,8 @@ SLACK = 0.5
 class TwistdHeartbeatTests(TestCase):
     timeout = 60
 
-    def startServer(self, *options: str) -> TwistdProcess:
-        return TwistdProcess(
+    def startServer(self, *options: str) -> ChildProcess:
+        return ChildProcess(
             self,
             twistdArgv(
                 "heartbeat",
@@ -97,7 +97,7 @@ class TwistdHeartbeatTests(TestCase):
             (["--port", "bogus:1"], "--port 'bogus:1'"),
         ]
         for options, message in cases:
-            process = TwistdProcess(self, twistdArgv("heartbeat", *options))
+            process = ChildProcess(self, twistdArgv("heartbeat", *options))
             code = yield process.whenEnded()
             self.assertNotEqual(code, 0, options)
             self.assertIn(message, "\n".join(process.lines), options)
