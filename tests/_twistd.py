@@ -43,13 +43,17 @@ class ChildProcess(protocol.ProcessProtocol, Waitable):
     A child process whose output lines are kept with the time each arrived,
     and can be waited for; the test's cleanup stops it.
 
+    @ivar label: What the process is, for failure messages.
     @ivar stamped: Every output line so far (stdout and stderr, decoded) as
         C{(reactor.seconds() when it arrived, line)}.
     @ivar exitCode: The exit code once ended (C{-1} if killed by a signal).
     """
 
-    def __init__(self, case: TestCase, argv: list[str], **env: str) -> None:
+    def __init__(
+        self, case: TestCase, argv: list[str], label: str = "", **env: str
+    ) -> None:
         Waitable.__init__(self)
+        self.label = label
         self.stamped: list[tuple[float, str]] = []
         self._partial: dict[int, bytes] = {}
         self.exitCode: int | None = None
@@ -76,7 +80,8 @@ class ChildProcess(protocol.ProcessProtocol, Waitable):
         return [line for _, line in self.stamped]
 
     def captured(self) -> str:
-        return "output:\n" + "\n".join(self.lines)
+        source = f"output of {self.label}" if self.label else "output"
+        return f"{source}:\n" + "\n".join(self.lines)
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         buffered = self._partial.get(childFD, b"") + data

@@ -12,39 +12,29 @@ longest one (some 8 s).  The figures measured are logged
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Generator
-from pathlib import Path
+from collections.abc import Generator
 from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
-from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from ._system import NetworkNamespace, requireSystem
+from ._twistd import ChildProcess, twistdArgv
 
 PORT = 6666
-TWISTD = "from twisted.scripts.twistd import run; run()"
 
 # Allowed error of a kernel timer as seen from here: the keepalive timer's
-# slack, the reactor noticing, the log line written and this test polling
-# for it (every 20 ms).
+# slack, the reactor noticing, and the log line written and read here.
 SLACK = 0.6
 
 
 class Scenario:
     """
     One namespace with a C{twistd -n heartbeat} server on 127.0.0.1:6666 and
-    the processes a scenario starts in it; everything is killed and deleted
+    the processes a scenario starts in it; everything is stopped and deleted
     by the test's cleanup.
     """
 
@@ -52,99 +42,39 @@ class Scenario:
         self.case = case
         self.name = name
         self.ns = NetworkNamespace(case)
-        self.directory = Path(tempfile.mkdtemp(prefix=f"hbt-{name}-"))
-        case.addCleanup(shutil.rmtree, self.directory, True)
-        self.log = self.directory / "twistd.log"
+        self.server: ChildProcess | None = None
 
-    def spawn(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    def spawn(self, *argv: str) -> ChildProcess:
         """
-        Start C{argv} inside the namespace, in a process group of its own
-        (so a signal reaches the whole of it), killed at cleanup.
+        Start C{argv} inside the namespace (C{ip netns exec} execs it, so the
+        child's pid is the program's); stopped at cleanup.
         """
-        process = subprocess.Popen(
-            self.ns.command(*argv), start_new_session=True, **kwargs
+        return ChildProcess(
+            self.case, self.ns.command(*argv), label=f"{argv[0]} in {self.name}"
         )
-
-        def kill() -> None:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=10)
-            if process.stdin is not None:
-                process.stdin.close()
-
-        self.case.addCleanup(kill)
-        return process
-
-    def logText(self) -> str:
-        try:
-            return self.log.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    @inlineCallbacks
-    def waitFor(
-        self, what: str, check: Callable[[], Any], timeout: float
-    ) -> Generator[Deferred[Any], Any, tuple[float, Any]]:
-        """
-        Poll C{check} every 20 ms until it returns something true; return
-        C{(time.monotonic() when seen, value)}.  Fail after C{timeout}
-        seconds, showing the server's log.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            value = check()
-            now = time.monotonic()
-            if value:
-                return now, value
-            if now > deadline:
-                self.case.fail(
-                    f"{self.name}: no {what} within {timeout} s; twistd log:\n"
-                    f"{self.logText()}"
-                )
-            yield deferLater(reactor, 0.02, lambda: None)
-
-    def logged(self, pattern: str) -> Callable[[], re.Match[str] | None]:
-        return lambda: re.search(pattern, self.logText())
 
     @inlineCallbacks
     def startServer(self, *options: str) -> Generator[Deferred[Any], Any, None]:
         """
         Run C{twistd -n heartbeat} with C{options} and wait until it listens.
         """
-        self.spawn(
-            [
-                sys.executable,
-                "-c",
-                TWISTD,
-                "-n",
-                "--pidfile=",
-                f"--logfile={self.log}",
-                "heartbeat",
-                "--port",
-                f"tcp:{PORT}:interface=127.0.0.1",
-                *options,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
+        self.server = self.spawn(
+            *twistdArgv(
+                "heartbeat", "--port", f"tcp:{PORT}:interface=127.0.0.1", *options
+            )
         )
-        yield self.waitFor("listening port", self.logged(r"starting on \d+"), 15)
+        yield self.server.waitFor(r"starting on \d+", 15)
 
     @inlineCallbacks
-    def connect(self) -> Generator[Deferred[Any], Any, tuple[float, Any]]:
+    def connect(self) -> Generator[Deferred[Any], Any, tuple[float, ChildProcess]]:
         """
         Connect an idle C{nc} client; return C{(time it was started, its
         process)} once the server logged the connection.
         """
-        started = time.monotonic()
-        client = self.spawn(
-            ["nc", "127.0.0.1", str(PORT)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        yield self.waitFor("connection", self.logged(r"Client: Connect 1\b"), 5)
+        assert self.server is not None
+        started = reactor.seconds()
+        client = self.spawn("nc", "127.0.0.1", str(PORT))
+        yield self.server.waitFor(r"Client: Connect 1\b", 5)
         return started, client
 
     @inlineCallbacks
@@ -154,10 +84,25 @@ class Scenario:
         """
         Wait for C{close fd 1: REASON}; return C{(when, REASON)}.
         """
-        when, match = yield self.waitFor(
-            "close", self.logged(r"close fd 1: ([^\n]+)"), timeout
-        )
+        assert self.server is not None
+        yield self.server.waitFor(r"close fd 1: ", timeout)
+        found = self.server.search(r"close fd 1: ([^\n]+)")
+        assert found is not None
+        when, match = found
         return when, match.group(1).strip()
+
+    @inlineCallbacks
+    def closedAfterDrop(self) -> Generator[Deferred[Any], Any, tuple[float, str]]:
+        """
+        Connect an idle client, then drop its packets; return C{(seconds
+        from its start to the server's close, the close's reason)}.
+        """
+        started, _ = yield self.connect()
+        self.ns.run(
+            "iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(PORT), "-j", "DROP"
+        )
+        when, reason = yield self.closed(15)
+        return when - started, reason
 
 
 class KeepAliveKernelTests(TestCase):
@@ -191,15 +136,8 @@ class KeepAliveKernelTests(TestCase):
         yield s.startServer(
             "--idle", "60", "--keepidle", "2", "--keepinterval", "1", "--keepcount", "3"
         )
-        capture = s.directory / "capture.txt"
-        errors = s.directory / "tcpdump.err"
-        with capture.open("wb") as out, errors.open("wb") as err:
-            s.spawn(
-                ["tcpdump", "-i", "lo", "-nn", "-tt", "-l", f"tcp port {PORT}"],
-                stdout=out,
-                stderr=err,
-            )
-        yield s.waitFor("tcpdump", lambda: b"listening on" in errors.read_bytes(), 10)
+        tcpdump = s.spawn("tcpdump", "-i", "lo", "-nn", "-tt", "-l", f"tcp port {PORT}")
+        yield tcpdump.waitFor("listening on", 10)
         yield s.connect()
         server = re.compile(rf"^(\d+\.\d+) IP 127\.0\.0\.1\.{PORT} > .* Flags \[\.\],")
         client = re.compile(
@@ -207,12 +145,11 @@ class KeepAliveKernelTests(TestCase):
         )
 
         def probes() -> list[float] | None:
-            lines = capture.read_text(errors="replace").splitlines()
-            times = [float(m.group(1)) for m in map(server.match, lines) if m]
+            times = [float(m.group(1)) for m in map(server.match, tcpdump.lines) if m]
             return times if len(times) >= 3 else None
 
-        _, times = yield s.waitFor("three probes", probes, 12)
-        lines = capture.read_text(errors="replace").splitlines()
+        times = yield tcpdump.waitUntil(probes, 12, "three probes")
+        lines = tcpdump.lines
         synAck = next(float(line.split()[0]) for line in lines if "Flags [S.]" in line)
         spacing = [b - a for a, b in zip([synAck, *times], times[:3])]
         self.measured(
@@ -225,7 +162,8 @@ class KeepAliveKernelTests(TestCase):
             )
         answers = [m for m in map(client.match, lines) if m]
         self.assertGreaterEqual(len(answers), 1 + 3, "the peer's kernel answers")
-        self.assertNotIn("close fd", s.logText())
+        assert s.server is not None
+        self.assertNotIn("close fd", "\n".join(s.server.lines))
 
     @inlineCallbacks
     def deadPeer(self) -> Generator[Deferred[Any], Any, None]:
@@ -238,12 +176,7 @@ class KeepAliveKernelTests(TestCase):
         yield s.startServer(
             "--idle", "60", "--keepidle", "2", "--keepinterval", "1", "--keepcount", "3"
         )
-        started, _ = yield s.connect()
-        s.ns.run(
-            "iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(PORT), "-j", "DROP"
-        )
-        when, reason = yield s.closed(15)
-        elapsed = when - started
+        elapsed, reason = yield s.closedAfterDrop()
         self.measured("4b dead peer (2/1/3, expected 5 s)", close=elapsed)
         self.assertEqual(reason, "keepalive timeout")
         self.assertTrue(5.0 - 0.05 <= elapsed <= 5.0 + SLACK, f"closed after {elapsed}")
@@ -260,12 +193,7 @@ class KeepAliveKernelTests(TestCase):
             "--idle", "60", "--keepidle", "2", "--keepinterval", "1",
             "--keepcount", "9", "--user-timeout", "3500",
         )  # fmt: skip
-        started, _ = yield s.connect()
-        s.ns.run(
-            "iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(PORT), "-j", "DROP"
-        )
-        when, reason = yield s.closed(15)
-        elapsed = when - started
+        elapsed, reason = yield s.closedAfterDrop()
         self.measured("4c user timeout (2/1/9, user timeout 3.5 s)", close=elapsed)
         self.assertEqual(reason, "keepalive timeout")
         self.assertTrue(3.5 <= elapsed <= 4.0 + SLACK, f"closed after {elapsed}")
@@ -283,7 +211,7 @@ class KeepAliveKernelTests(TestCase):
             "--keepidle", "1", "--keepinterval", "1", "--keepcount", "2",
         )  # fmt: skip
         started, client = yield s.connect()
-        os.killpg(client.pid, signal.SIGSTOP)
+        client.signal("STOP")
         when, reason = yield s.closed(15)
         elapsed = when - started
         self.measured("4d stopped peer (keepalive 1/1/2, idle 6)", close=elapsed)
