@@ -56,6 +56,7 @@ class ChildProcess(protocol.ProcessProtocol, Waitable):
         self.label = label
         self.stamped: list[tuple[float, str]] = []
         self._partial: dict[int, bytes] = {}
+        self._received: dict[int, bytes] = {}
         self.exitCode: int | None = None
         self.running = True
         environ = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
@@ -84,6 +85,7 @@ class ChildProcess(protocol.ProcessProtocol, Waitable):
         return f"{source}:\n" + "\n".join(self.lines)
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
+        self._received[childFD] = self._received.get(childFD, b"") + data
         buffered = self._partial.get(childFD, b"") + data
         *complete, self._partial[childFD] = buffered.split(b"\n")
         now = reactor.seconds()  # type: ignore[attr-defined]
@@ -102,6 +104,12 @@ class ChildProcess(protocol.ProcessProtocol, Waitable):
             self.exitCode = value.exitCode if value.exitCode is not None else -1
         self.running = False
         self.finished("process ended")
+
+    def output(self, childFD: int) -> str:
+        """
+        All the text received so far on one stream (1: stdout, 2: stderr).
+        """
+        return self._received.get(childFD, b"").decode("utf-8", "replace")
 
     def matching(self, prefix: str) -> list[tuple[float, str]]:
         """

@@ -5,19 +5,22 @@ Tests of the client command: option parsing, usage errors, output lines.
 from __future__ import annotations
 
 import io
-import subprocess
 import sys
+from collections.abc import Generator
 from importlib.metadata import entry_points
 from typing import Any
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.testing import StringTransport
 from twisted.python import usage
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from heartbeat_twisted import PingClientProtocol, PingConfig, RoundTripStats
 from heartbeat_twisted.client import Options, PrintingEvents, _optionsFirst, main
+
+from ._twistd import ChildProcess
 
 
 def parse(*argv: str) -> Options:
@@ -77,11 +80,24 @@ class OptionsTests(SynchronousTestCase):
         self.assertIn("heartbeat-client: error: --interval must be > 0", err.getvalue())
         self.assertIn("ENDPOINT [--interval SECONDS]", err.getvalue())
 
-    def test_moduleRuns(self) -> None:
+    def test_consoleScript(self) -> None:
+        (script,) = entry_points(group="console_scripts", name="heartbeat-client")
+        self.assertEqual(script.value, "heartbeat_twisted.client:main")
+        self.assertIs(script.load(), main)
+
+
+class CommandTests(TestCase):
+    """
+    The client command as a process of its own.
+    """
+
+    @inlineCallbacks
+    def test_moduleRuns(self) -> Generator[Any, Any, None]:
         """
         C{python -m heartbeat_twisted.client} is the command.
         """
-        done = subprocess.run(
+        process = ChildProcess(
+            self,
             [
                 sys.executable,
                 "-m",
@@ -90,18 +106,11 @@ class OptionsTests(SynchronousTestCase):
                 "--timeout",
                 "x",
             ],
-            capture_output=True,
-            text=True,
-            timeout=60,
         )
-        self.assertEqual(done.returncode, 2)
-        self.assertIn("--timeout must be a number: 'x'", done.stderr)
-        self.assertEqual(done.stdout, "")
-
-    def test_consoleScript(self) -> None:
-        (script,) = entry_points(group="console_scripts", name="heartbeat-client")
-        self.assertEqual(script.value, "heartbeat_twisted.client:main")
-        self.assertIs(script.load(), main)
+        code = yield process.whenEnded(60)
+        self.assertEqual(code, 2)
+        self.assertIn("--timeout must be a number: 'x'", process.output(2))
+        self.assertEqual(process.output(1), "")
 
 
 class OutputTests(SynchronousTestCase):
