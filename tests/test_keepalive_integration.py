@@ -32,6 +32,8 @@ from heartbeat_twisted import (
 )
 from heartbeat_twisted._keepalive import currentPlatform
 
+from ._peers import Peer
+
 SERVER = KeepAliveConfig(idle=7, interval=3, count=4, userTimeout=9000)
 CLIENT = KeepAliveConfig(idle=11, interval=5, count=2)
 
@@ -60,28 +62,16 @@ class EchoFactory(HeartbeatFactory, Factory):
         self.lost: Deferred[None] = Deferred()
 
 
-class Client(Protocol):
+class Client(Peer):
     """
-    Turns keepalive on for its own side, sends C{hello}, and fires
-    C{echoed} when it is echoed back (through TLS, when there is TLS).
+    A raw client that turns keepalive on for its own side and sends
+    C{hello} (through TLS, when there is TLS).
     """
-
-    def __init__(self) -> None:
-        self.echoed: Deferred[bytes] = Deferred()
-        self.lost: Deferred[None] = Deferred()
-        self.received = b""
 
     def connectionMade(self) -> None:
+        super().connectionMade()
         self.keepAlive = enableKeepAlive(self.transport, CLIENT)
-        self.transport.write(b"hello")
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-        if self.received == b"hello":
-            self.echoed.callback(self.received)
-
-    def connectionLost(self, reason: Failure) -> None:
-        self.lost.callback(None)
+        self.send(b"hello")
 
 
 def kernelSettings(transport: Any) -> dict[str, int]:
@@ -159,11 +149,11 @@ class KeepAliveLoopbackTests(TestCase):
 
         def close() -> Deferred[Any]:
             protocol.transport.loseConnection()
-            return protocol.lost.addCallback(lambda _: factory.lost)
+            return protocol.whenLost().addCallback(lambda _: factory.lost)
 
         self.addCleanup(close)
         accepted = yield factory.made
-        echoed = yield protocol.echoed
+        echoed = yield protocol.expect(b"hello")
         self.assertEqual(echoed, b"hello")
         return accepted, protocol
 
