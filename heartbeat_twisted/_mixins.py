@@ -12,7 +12,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from ._config import HeartbeatConfig, KeepAliveConfig
-from ._hooks import Method, callsFirst, fromFactory, hookMethod
+from ._hooks import Method, callsFirst, fromFactory, hookMethod, observeWrites
 from ._keepalive import KeepAliveResult, enableKeepAlive, logOnce
 from ._tracker import IdleEntry, IdleTracker
 
@@ -66,7 +66,7 @@ class HeartbeatProtocol:
     _heartbeatTracker: IdleTracker | None = None
     _heartbeatSeconds: Callable[[], float]
     _heartbeatAbortCall: IDelayedCall | None = None
-    _heartbeatWrites: tuple[Any, ...] | None = None
+    _heartbeatUnobserve: Callable[[], None] | None = None
     heartbeatCloseReason: str | None = None
     keepAliveResult: KeepAliveResult | None = None
 
@@ -173,33 +173,19 @@ class HeartbeatProtocol:
 
     def _heartbeatCountWrites(self, transport: Any, entry: IdleEntry) -> None:
         """
-        Make the transport's C{write} and C{writeSequence} record activity
-        too, for this connection only (instance attributes that shadow the
-        class's methods until the connection is lost).
+        Make this connection's writes record activity too.
         """
         seconds = self._heartbeatSeconds
-        write = transport.write
-        writeSequence = transport.writeSequence
 
-        def countedWrite(data: bytes) -> None:
+        def wrote() -> None:
             entry.last = seconds()
-            write(data)
 
-        def countedWriteSequence(data: Any) -> None:
-            entry.last = seconds()
-            writeSequence(data)
-
-        own = getattr(transport, "__dict__", None)
-        if own is None:
+        self._heartbeatUnobserve = observeWrites(transport, wrote)
+        if self._heartbeatUnobserve is None:
             self._heartbeatLog.warn(
                 "countOutbound ignored: cannot observe writes on {transport!r}",
                 transport=transport,
             )
-            return
-        saved = (own.get("write"), own.get("writeSequence"))
-        own["write"] = countedWrite
-        own["writeSequence"] = countedWriteSequence
-        self._heartbeatWrites = (own, *saved)
 
     def _heartbeatStop(self) -> None:
         entry, self._heartbeatEntry = self._heartbeatEntry, None
@@ -208,14 +194,9 @@ class HeartbeatProtocol:
         call, self._heartbeatAbortCall = self._heartbeatAbortCall, None
         if call is not None and call.active():
             call.cancel()
-        writes, self._heartbeatWrites = self._heartbeatWrites, None
-        if writes is not None:
-            own, write, writeSequence = writes
-            for name, saved in (("write", write), ("writeSequence", writeSequence)):
-                if saved is None:
-                    own.pop(name, None)
-                else:
-                    own[name] = saved
+        unobserve, self._heartbeatUnobserve = self._heartbeatUnobserve, None
+        if unobserve is not None:
+            unobserve()
 
 
 def _peer(transport: Any) -> str:

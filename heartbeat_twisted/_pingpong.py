@@ -40,7 +40,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._config import PingConfig, PingServerConfig, _positive
-from ._hooks import Method, callsFirst, fromFactory, hookMethod
+from ._hooks import Method, callsFirst, fromFactory, hookMethod, observeWrites
 
 __all__ = [
     "MAX_TOKEN_LENGTH",
@@ -736,7 +736,7 @@ class PingingProtocol:
     _pingingToken: bytes = b""
     _pingingSentAt = 0.0
     _pingingSequence = 0
-    _pingingWrites: tuple[Any, ...] | None = None
+    _pingingUnobserve: Callable[[], None] | None = None
     pingStats: RoundTripStats
     pingCloseReason: str | None = None
 
@@ -839,20 +839,16 @@ class PingingProtocol:
         self._pingingQuiet()
 
     def _pingingCountWrites(self, transport: Any) -> None:
-        write = transport.write
-        writeSequence = transport.writeSequence
-
-        def countedWrite(data: bytes) -> None:
+        def sent() -> None:
             self._pingingSent = self._pingingSeconds()
-            write(data)
 
-        def countedWriteSequence(data: Any) -> None:
-            self._pingingSent = self._pingingSeconds()
-            writeSequence(data)
-
-        transport.write = countedWrite
-        transport.writeSequence = countedWriteSequence
-        self._pingingWrites = (transport, write, writeSequence)
+        self._pingingUnobserve = observeWrites(transport, sent)
+        if self._pingingUnobserve is None:
+            self._pingingLog.warn(
+                "cannot observe writes on {transport!r}: pings follow received "
+                "data only",
+                transport=transport,
+            )
 
     def _pingingQuietSince(self) -> float:
         watch = self._pinger().config.watch
@@ -948,11 +944,9 @@ class PingingProtocol:
     def _pingingStop(self, state: PingState) -> None:
         self._pingingCancel()
         self._pingingState = state
-        writes, self._pingingWrites = self._pingingWrites, None
-        if writes is not None:
-            transport, write, writeSequence = writes
-            transport.write = write
-            transport.writeSequence = writeSequence
+        unobserve, self._pingingUnobserve = self._pingingUnobserve, None
+        if unobserve is not None:
+            unobserve()
 
 
 # --- the ready client -----------------------------------------------------
