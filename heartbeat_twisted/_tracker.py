@@ -129,7 +129,7 @@ class IdleTracker:
         if self._loop is None:
             self._startSweeping(now)
         entry = IdleEntry(owner, now)
-        self._file(entry, now + self._idle)
+        self._bucket(self._key(now + self._idle)).append(entry)
         self._count += 1
         return entry
 
@@ -159,13 +159,15 @@ class IdleTracker:
         """
         return math.ceil((deadline - self._start) / self._interval)
 
-    def _file(self, entry: IdleEntry, deadline: float) -> None:
-        key = self._key(deadline)
+    def _bucket(self, key: int) -> list[IdleEntry]:
+        """
+        The bucket of sweep C{key}, made (and its key queued) if need be.
+        """
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = []
             heapq.heappush(self._keys, key)
-        bucket.append(entry)
+        return bucket
 
     def _startSweeping(self, now: float) -> None:
         self._start = now
@@ -208,7 +210,7 @@ class IdleTracker:
                     expired.append(entry)
                     continue
                 # Lazy re-arm: activity since filing; file under the sweep
-                # at or after the new deadline (inlined _file: hot loop).
+                # at or after the new deadline (_bucket inlined: hot loop).
                 key = ceil((deadline - start) / interval)
                 if key <= current:
                     key = current + 1
@@ -226,12 +228,7 @@ class IdleTracker:
         # them share one new deadline, so one bucket.
         for entry in expired:
             entry.last = now
-        key = max(self._key(now + idle), current + 1)
-        later = buckets.get(key)
-        if later is None:
-            later = buckets[key] = []
-            heapq.heappush(keys, key)
-        later.extend(expired)
+        self._bucket(max(self._key(now + idle), current + 1)).extend(expired)
         for entry in expired:
             owner = entry.owner
             if owner is None:
