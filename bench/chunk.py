@@ -5,7 +5,7 @@ in a loop, with and without the heartbeat hook, in nanoseconds per call.
 Variants (the protocol body is the same empty C{dataReceived}):
 
   - C{plain}: a L{Protocol}.
-  - C{HeartbeatProtocol}: the mixin's class-level hook stores the time
+  - C{HeartbeatMixin}: the mixin's class-level hook stores the time
     (C{entry.last = seconds()}) before the body runs.
   - C{TimeoutMixin (twisted)}: the body calls C{resetTimeout()}, which moves
     Twisted's L{DelayedCall}.
@@ -36,8 +36,8 @@ from twisted.protocols import policies
 
 from heartbeat_twisted import (
     HeartbeatConfig,
-    HeartbeatFactory,
-    HeartbeatProtocol,
+    HeartbeatFactoryMixin,
+    HeartbeatMixin,
     TimeoutMixin,
 )
 
@@ -62,12 +62,12 @@ class Plain(Protocol):
         pass
 
 
-class WithHeartbeat(HeartbeatProtocol, Protocol):
+class WithHeartbeat(HeartbeatMixin, Protocol):
     def dataReceived(self, data: bytes) -> None:
         pass
 
 
-class HeartbeatServerFactory(HeartbeatFactory, Factory):
+class HeartbeatServerFactory(HeartbeatFactoryMixin, Factory):
     protocol = WithHeartbeat
 
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     protocols = {
         "plain": connect(Factory.forProtocol(Plain)),
-        "HeartbeatProtocol": connect(heartbeatFactory),
+        "HeartbeatMixin": connect(heartbeatFactory),
         "TimeoutMixin (twisted)": connect(Factory.forProtocol(WithTwistedTimeout)),
         "TimeoutMixin (ours)": connect(Factory.forProtocol(WithOurTimeout)),
     }

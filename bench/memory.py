@@ -12,7 +12,7 @@ Variants, each for C{--connections} connections, in interleaved rounds:
   - C{DelayedCall}: one C{reactor.callLater(idle, f)} per connection, the
     cost of a per-connection timer (the global reactor, not running; the
     calls are cancelled afterwards).
-  - C{+HeartbeatProtocol}, C{+TimeoutMixin (twisted)}, C{+TimeoutMixin
+  - C{+HeartbeatMixin}, C{+TimeoutMixin (twisted)}, C{+TimeoutMixin
     (ours)}: a whole connected protocol with the mixin, minus the same
     protocol without it, so what the mixin adds to each connection,
     attributes included.
@@ -40,12 +40,12 @@ from twisted.protocols import policies
 
 from heartbeat_twisted import (
     HeartbeatConfig,
-    HeartbeatFactory,
-    HeartbeatProtocol,
-    IdleEntry,
+    HeartbeatFactoryMixin,
+    HeartbeatMixin,
     IdleTracker,
     TimeoutMixin,
 )
+from heartbeat_twisted._tracker import IdleEntry
 
 reactor: Any = _reactor
 IDLE = 200.0
@@ -100,11 +100,11 @@ class Plain(Protocol):
     pass
 
 
-class WithHeartbeat(HeartbeatProtocol, Protocol):
+class WithHeartbeat(HeartbeatMixin, Protocol):
     pass
 
 
-class HeartbeatServerFactory(HeartbeatFactory, Factory):
+class HeartbeatServerFactory(HeartbeatFactoryMixin, Factory):
     protocol = WithHeartbeat
 
 
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "tracker entry": trackerEntries(count),
         "DelayedCall": delayedCalls(count),
         "plain Protocol": connections(lambda: Factory.forProtocol(Plain), count),
-        "HeartbeatProtocol": connections(heartbeatFactory(reactor), count),
+        "HeartbeatMixin": connections(heartbeatFactory(reactor), count),
         "TimeoutMixin (twisted)": connections(
             lambda: Factory.forProtocol(WithTwistedTimeout), count
         ),

@@ -6,7 +6,7 @@ Every variant is the same echo protocol (C{dataReceived} writes the chunk
 back) in its own server process:
 
   - C{plain}: a L{Protocol}.
-  - C{HeartbeatProtocol}: mixed in, with a L{HeartbeatFactory}
+  - C{HeartbeatMixin}: mixed in, with a L{HeartbeatFactoryMixin}
     (C{idle} 60 s, so nothing times out; the sweep runs every second).
   - C{HeartbeatWrappingFactory}: the plain factory, wrapped.
   - C{TimeoutMixin (twisted)}: C{setTimeout(60)} on connect,
@@ -54,7 +54,7 @@ from _common import (
 
 VARIANTS = [
     "plain",
-    "HeartbeatProtocol",
+    "HeartbeatMixin",
     "HeartbeatWrappingFactory",
     "TimeoutMixin (twisted)",
     "TimeoutMixin (ours)",
@@ -89,8 +89,8 @@ def serve(variant: str, maxSeconds: float) -> int:
 
     from heartbeat_twisted import (
         HeartbeatConfig,
-        HeartbeatFactory,
-        HeartbeatProtocol,
+        HeartbeatFactoryMixin,
+        HeartbeatMixin,
         HeartbeatWrappingFactory,
         TimeoutMixin,
     )
@@ -137,10 +137,10 @@ def serve(variant: str, maxSeconds: float) -> int:
         def connectionLost(self, reason: Any = None) -> None:
             session.closed()
 
-    class HeartbeatEcho(HeartbeatProtocol, Echo):
+    class HeartbeatEcho(HeartbeatMixin, Echo):
         pass
 
-    class HeartbeatEchoFactory(HeartbeatFactory, Factory):
+    class HeartbeatEchoFactory(HeartbeatFactoryMixin, Factory):
         protocol = HeartbeatEcho
 
     class TwistedTimeoutEcho(policies.TimeoutMixin, Echo):
@@ -204,7 +204,7 @@ def serve(variant: str, maxSeconds: float) -> int:
         factory = Factory.forProtocol(WrappedEcho)
     elif variant == "plain":
         factory = Factory.forProtocol(Echo)
-    elif variant == "HeartbeatProtocol":
+    elif variant == "HeartbeatMixin":
         factory = HeartbeatEchoFactory(heartbeatConfig=config)
     elif variant == "HeartbeatWrappingFactory":
         factory = HeartbeatWrappingFactory(Factory.forProtocol(Echo), config)
@@ -509,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
             rows,
         )
     )
-    ratios = cpuRatios["HeartbeatProtocol"]
+    ratios = cpuRatios["HeartbeatMixin"]
     mean, low, high = meanInterval(ratios)
     if high <= 1.01:
         verdict = "met"
@@ -518,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         verdict = "not resolved by this run (the interval straddles 1.01)"
     print(
-        f"goal: HeartbeatProtocol within 1% of plain: {verdict}; server CPU "
+        f"goal: HeartbeatMixin within 1% of plain: {verdict}; server CPU "
         f"per message x plain: median {summarize(ratios).median:.3f}, mean "
         f"{mean:.3f}, 95% CI [{low:.3f}..{high:.3f}]"
     )

@@ -33,7 +33,11 @@ import time
 from _common import machineLines, positiveFloat, positiveInt, summarize, table
 from twisted.internet.task import Clock
 
-from heartbeat_twisted import HeartbeatConfig, IdleEntry, IdleTracker
+from heartbeat_twisted import (
+    HeartbeatConfig,
+    IdleTracker,
+)
+from heartbeat_twisted._tracker import IdleEntry
 
 IDLE = 200.0
 INTERVAL = 1.0

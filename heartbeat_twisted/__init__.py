@@ -1,84 +1,53 @@
 """
 heartbeat_twisted: keep long-lived Twisted TCP connections honest.
 
-  - L{HeartbeatProtocol} / L{HeartbeatFactory}: close connections silent
-    for C{idle} seconds, with one sweep for all of them;
+The idle heartbeat (close connections silent for C{idle} seconds, one sweep
+for all of them):
+
+  - L{HeartbeatMixin} / L{HeartbeatFactoryMixin}: mix into a protocol and
+    its factory;
   - L{HeartbeatWrappingFactory}: the same for a factory you cannot change;
   - L{TimeoutMixin}: a cheaper drop-in for Twisted's own;
-  - L{enableKeepAlive} / L{KeepAliveConfig}: OS TCP keepalive, tuned and
-    read back;
   - L{IdleTracker}: the sweep engine itself;
-  - L{PingServerProtocol} / L{PingingProtocol} / L{PingClientProtocol}:
-    the application ping/pong, answering and pinging sides.
+  - L{HeartbeatConfig}: its settings.
+
+OS TCP keepalive: L{enableKeepAlive}, L{KeepAliveConfig},
+L{KeepAliveResult}, L{KeepAliveTimedOut}.
+
+Application ping/pong lives in L{heartbeat_twisted.ping}; helpers for your
+own tests in L{heartbeat_twisted.testing}.
 """
 
-from ._config import (
-    HeartbeatConfig,
-    KeepAliveConfig,
-    PingConfig,
-    PingServerConfig,
-    defaultCheckInterval,
-)
-from ._keepalive import (
-    KeepAlivePlatform,
-    KeepAliveResult,
-    KeepAliveTimedOut,
-    enableKeepAlive,
-)
-from ._mixins import HeartbeatFactory, HeartbeatProtocol
-from ._pingpong import (
-    HealthCheck,
-    HealthCheckError,
-    HealthFailure,
-    PingBackoff,
-    PingClientFactory,
-    PingClientProtocol,
-    Pinger,
-    PingEvents,
-    PingingProtocol,
-    PingResponder,
-    PingServerProtocol,
-    PingState,
-    RoundTripStats,
-    pingClientService,
-)
-from ._timeout import TimeoutMixin
-from ._tracker import IdleEntry, Idler, IdleTracker
-from ._wrapping import HeartbeatProtocolWrapper, HeartbeatWrappingFactory
+from typing import Any
 
-__version__ = "0.1.0"
+from ._config import HeartbeatConfig, KeepAliveConfig
+from ._keepalive import KeepAliveResult, KeepAliveTimedOut, enableKeepAlive
+from ._mixins import HeartbeatFactoryMixin, HeartbeatMixin
+from ._timeout import TimeoutMixin
+from ._tracker import IdleTracker
+from ._wrapping import HeartbeatWrappingFactory
+
+__version__ = "0.2.0.dev0"
 
 __all__ = [
-    "HealthCheck",
-    "HealthCheckError",
-    "HealthFailure",
     "HeartbeatConfig",
-    "HeartbeatFactory",
-    "HeartbeatProtocol",
-    "HeartbeatProtocolWrapper",
+    "HeartbeatFactoryMixin",
+    "HeartbeatMixin",
     "HeartbeatWrappingFactory",
-    "IdleEntry",
     "IdleTracker",
-    "Idler",
     "KeepAliveConfig",
-    "KeepAlivePlatform",
     "KeepAliveResult",
     "KeepAliveTimedOut",
-    "PingBackoff",
-    "PingClientFactory",
-    "PingClientProtocol",
-    "PingConfig",
-    "PingEvents",
-    "PingResponder",
-    "PingServerConfig",
-    "PingServerProtocol",
-    "PingState",
-    "Pinger",
-    "PingingProtocol",
-    "RoundTripStats",
     "TimeoutMixin",
     "__version__",
-    "defaultCheckInterval",
     "enableKeepAlive",
-    "pingClientService",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """
+    Old names, for one release, with a L{DeprecationWarning}.
+    """
+    from ._deprecated import lookUp
+
+    return lookUp(__name__, name)

@@ -1,6 +1,6 @@
 """
-The server-side heartbeat as mixins: L{HeartbeatProtocol} for the protocol,
-L{HeartbeatFactory} for its factory.
+The server-side heartbeat as mixins: L{HeartbeatMixin} for the protocol,
+L{HeartbeatFactoryMixin} for its factory.
 """
 
 from __future__ import annotations
@@ -8,21 +8,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from ._closing import closed, closeGracefully, peerText
 from ._config import HeartbeatConfig, KeepAliveConfig
-from ._hooks import Method, callsFirst, fromFactory, hookMethod, observeWrites
+from ._hooks import Method, callsFirst, fromFactory, hookMethod
 from ._keepalive import KeepAliveResult, enableKeepAlive, logOnce
 from ._tracker import IdleEntry, IdleTracker
+from ._writepath import observeWrites
 
-__all__ = ["HeartbeatFactory", "HeartbeatProtocol"]
+__all__ = ["HeartbeatFactoryMixin", "HeartbeatMixin"]
 
 _MARK = "_heartbeatHooked"
 
 
 def _hookDataReceived(original: Method) -> Method:
-    def dataReceived(self: HeartbeatProtocol, data: bytes) -> Any:
+    def dataReceived(self: HeartbeatMixin, data: bytes) -> Any:
         entry = self._heartbeatEntry
         if entry is not None:
             entry.last = self._heartbeatSeconds()
@@ -31,14 +33,14 @@ def _hookDataReceived(original: Method) -> Method:
     return dataReceived
 
 
-class HeartbeatProtocol:
+class HeartbeatMixin:
     """
     Protocol mixin: close the connection when it has received nothing for
     C{idle} seconds.
 
-    Mix it into any protocol whose factory mixes in L{HeartbeatFactory}::
+    Mix it into any protocol whose factory mixes in L{HeartbeatFactoryMixin}::
 
-        class Chat(HeartbeatProtocol, LineReceiver):
+        class Chat(HeartbeatMixin, LineReceiver):
             def lineReceived(self, line): ...
 
     The connection is tracked from C{makeConnection} to C{connectionLost}.
@@ -65,7 +67,6 @@ class HeartbeatProtocol:
     _heartbeatEntry: IdleEntry | None = None
     _heartbeatTracker: IdleTracker | None = None
     _heartbeatSeconds: Callable[[], float]
-    _heartbeatAbortCall: IDelayedCall | None = None
     _heartbeatUnobserve: Callable[[], None] | None = None
     heartbeatCloseReason: str | None = None
     keepAliveResult: KeepAliveResult | None = None
@@ -85,7 +86,7 @@ class HeartbeatProtocol:
             self,
             "heartbeatTracker",
             IdleTracker,
-            "Mix heartbeat_twisted.HeartbeatFactory into the factory and "
+            "Mix heartbeat_twisted.HeartbeatFactoryMixin into the factory and "
             "give it a heartbeatConfig.",
         )
 
@@ -108,31 +109,13 @@ class HeartbeatProtocol:
         self.heartbeatCloseReason = "idle"
         self._heartbeatLog.info(
             "closing {peer} after {idle} s without data",
-            peer=_peer(transport),
+            peer=peerText(transport),
             idle=tracker.config.idle,
             reason="idle",
         )
-        # Armed before closing: a transport may report the loss at once.
-        self._heartbeatAbortCall = tracker.clock.callLater(
-            tracker.config.closeGrace, self._heartbeatAbort
+        closeGracefully(
+            self, transport, tracker.config.closeGrace, tracker.clock, "idle"
         )
-        transport.loseConnection()
-
-    def _heartbeatAbort(self) -> None:
-        self._heartbeatAbortCall = None
-        transport: Any = getattr(self, "transport", None)
-        abort = getattr(transport, "abortConnection", None)
-        if abort is None:
-            return
-        self._heartbeatLog.warn(
-            "aborting {peer}: still open {grace} s after an idle close",
-            peer=_peer(transport),
-            grace=self._heartbeatTracker.config.closeGrace
-            if self._heartbeatTracker
-            else None,
-            reason="idle",
-        )
-        abort()
 
     def _heartbeatStart(self, transport: Any) -> None:
         if self._heartbeatEntry is not None:
@@ -161,7 +144,7 @@ class HeartbeatProtocol:
             result = self.keepAliveResult = enableKeepAlive(transport, config)
         except OSError:
             self._heartbeatLog.failure(
-                "OS keepalive: cannot enable it for {peer}", peer=_peer(transport)
+                "OS keepalive: cannot enable it for {peer}", peer=peerText(transport)
             )
             return
         if not result.applicable:
@@ -191,30 +174,20 @@ class HeartbeatProtocol:
         entry, self._heartbeatEntry = self._heartbeatEntry, None
         if entry is not None and self._heartbeatTracker is not None:
             self._heartbeatTracker.untrack(entry)
-        call, self._heartbeatAbortCall = self._heartbeatAbortCall, None
-        if call is not None and call.active():
-            call.cancel()
+        closed(self)
         unobserve, self._heartbeatUnobserve = self._heartbeatUnobserve, None
         if unobserve is not None:
             unobserve()
 
 
-def _peer(transport: Any) -> str:
-    getPeer = getattr(transport, "getPeer", None)
-    try:
-        return str(getPeer()) if getPeer is not None else "?"
-    except Exception:
-        return "?"
-
-
-class HeartbeatFactory:
+class HeartbeatFactoryMixin:
     """
     Factory mixin: owns the L{IdleTracker} shared by its
-    L{HeartbeatProtocol} connections.
+    L{HeartbeatMixin} connections.
 
     Configure it with keyword arguments or class attributes::
 
-        class ChatFactory(HeartbeatFactory, Factory):
+        class ChatFactory(HeartbeatFactoryMixin, Factory):
             protocol = Chat
             heartbeatConfig = HeartbeatConfig(idle=30)
 

@@ -8,20 +8,20 @@ from twisted.internet.interfaces import IProtocolFactory, IReactorTime
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 
 from ._config import HeartbeatConfig, KeepAliveConfig
-from ._mixins import HeartbeatFactory, HeartbeatProtocol
+from ._mixins import HeartbeatFactoryMixin, HeartbeatMixin
 
 __all__ = ["HeartbeatProtocolWrapper", "HeartbeatWrappingFactory"]
 
 
-class HeartbeatProtocolWrapper(HeartbeatProtocol, ProtocolWrapper):
+class HeartbeatProtocolWrapper(HeartbeatMixin, ProtocolWrapper):
     """
     Wraps one protocol built by the wrapped factory: every chunk it is given
     counts as activity, and it is closed after C{idle} seconds of silence
-    like any L{HeartbeatProtocol}.
+    like any L{HeartbeatMixin}.
     """
 
 
-class HeartbeatWrappingFactory(HeartbeatFactory, WrappingFactory):
+class HeartbeatWrappingFactory(HeartbeatFactoryMixin, WrappingFactory):
     """
     Add the idle heartbeat to any L{IProtocolFactory}, unmodified::
 

@@ -32,8 +32,7 @@ from twisted.logger import (
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from ._config import PingConfig
-from ._pingpong import (
+from .ping import (
     PingBackoff,
     PingClientFactory,
     PingClientProtocol,
@@ -41,6 +40,7 @@ from ._pingpong import (
     PingEvents,
     pingClientService,
 )
+from .ping._config import PingConfig
 from .tap import optionError
 
 __all__ = ["Options", "PrintingEvents", "main"]

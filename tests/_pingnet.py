@@ -17,7 +17,10 @@ from twisted.internet import reactor
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from heartbeat_twisted import PingClientProtocol, PingEvents
+from heartbeat_twisted.ping import (
+    PingClientProtocol,
+    PingEvents,
+)
 
 from ._waiting import Waitable
 

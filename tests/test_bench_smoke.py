@@ -95,7 +95,7 @@ class BenchSmokeTests(SynchronousTestCase):
         chunk.py reports every variant.
         """
         out = self.runBench("chunk.py", "--calls", "1000", "--rounds", "2")
-        self.assertIn("HeartbeatProtocol", out)
+        self.assertIn("HeartbeatMixin", out)
         self.assertIn("TimeoutMixin (twisted)", out)
 
     def test_throughput(self) -> None:
@@ -114,6 +114,6 @@ class BenchSmokeTests(SynchronousTestCase):
             "--max-seconds",
             "60",
         )
-        for variant in ("plain", "HeartbeatProtocol", "TimeoutMixin (ours)"):
+        for variant in ("plain", "HeartbeatMixin", "TimeoutMixin (ours)"):
             self.assertIn(variant, out)
-        self.assertIn("goal: HeartbeatProtocol within 1% of plain", out)
+        self.assertIn("goal: HeartbeatMixin within 1% of plain", out)

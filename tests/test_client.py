@@ -17,8 +17,12 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from heartbeat_twisted import PingClientProtocol, PingConfig, RoundTripStats
 from heartbeat_twisted.client import Options, PrintingEvents, _optionsFirst, main
+from heartbeat_twisted.ping import (
+    PingClientProtocol,
+    PingConfig,
+    RoundTripStats,
+)
 
 from ._twistd import ChildProcess
 

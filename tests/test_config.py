@@ -9,7 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from heartbeat_twisted import HeartbeatConfig, defaultCheckInterval
+from heartbeat_twisted import (
+    HeartbeatConfig,
+)
+from heartbeat_twisted._config import defaultCheckInterval
 
 
 class HeartbeatConfigTests(SynchronousTestCase):

@@ -1,35 +1,82 @@
 """
-The public surface: each public name is the private object, documented.
+The public surface: exactly the names a user needs, each the private
+object, documented; old names warn for one release and still work.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
+from types import ModuleType
 
 from twisted.trial.unittest import SynchronousTestCase
 
 import heartbeat_twisted
-from heartbeat_twisted import _config, _mixins, _timeout, _tracker, _wrapping
+import heartbeat_twisted.ping
+import heartbeat_twisted.testing
+from heartbeat_twisted import (
+    _config,
+    _keepalive,
+    _mixins,
+    _timeout,
+    _tracker,
+    _wrapping,
+)
+from heartbeat_twisted._deprecated import MOVED
+from heartbeat_twisted.ping import (
+    _answering,
+    _client,
+    _health,
+    _pinging,
+)
+from heartbeat_twisted.ping import _config as _pingConfig
+
+PUBLIC: dict[ModuleType, dict[str, object]] = {
+    heartbeat_twisted: {
+        "HeartbeatConfig": _config.HeartbeatConfig,
+        "KeepAliveConfig": _config.KeepAliveConfig,
+        "HeartbeatFactoryMixin": _mixins.HeartbeatFactoryMixin,
+        "HeartbeatMixin": _mixins.HeartbeatMixin,
+        "HeartbeatWrappingFactory": _wrapping.HeartbeatWrappingFactory,
+        "IdleTracker": _tracker.IdleTracker,
+        "KeepAliveResult": _keepalive.KeepAliveResult,
+        "KeepAliveTimedOut": _keepalive.KeepAliveTimedOut,
+        "TimeoutMixin": _timeout.TimeoutMixin,
+        "enableKeepAlive": _keepalive.enableKeepAlive,
+    },
+    heartbeat_twisted.ping: {
+        "HealthCheck": _health.HealthCheck,
+        "HealthCheckError": _health.HealthCheckError,
+        "HealthFailure": _health.HealthFailure,
+        "PingAnswerMixin": _answering.PingAnswerMixin,
+        "PingBackoff": _client.PingBackoff,
+        "PingClientFactory": _client.PingClientFactory,
+        "PingClientProtocol": _client.PingClientProtocol,
+        "PingConfig": _pingConfig.PingConfig,
+        "PingEvents": _client.PingEvents,
+        "PingResponder": _health.PingResponder,
+        "PingServerConfig": _pingConfig.PingServerConfig,
+        "PingState": _pinging.PingState,
+        "Pinger": _pinging.Pinger,
+        "PingingMixin": _pinging.PingingMixin,
+        "RoundTripStats": _pinging.RoundTripStats,
+        "pingClientService": _client.pingClientService,
+    },
+}
 
 
 class ExportsTests(SynchronousTestCase):
     def test_names(self) -> None:
-        expected = {
-            "HeartbeatConfig": _config.HeartbeatConfig,
-            "KeepAliveConfig": _config.KeepAliveConfig,
-            "defaultCheckInterval": _config.defaultCheckInterval,
-            "HeartbeatFactory": _mixins.HeartbeatFactory,
-            "HeartbeatProtocol": _mixins.HeartbeatProtocol,
-            "TimeoutMixin": _timeout.TimeoutMixin,
-            "IdleTracker": _tracker.IdleTracker,
-            "IdleEntry": _tracker.IdleEntry,
-            "Idler": _tracker.Idler,
-            "HeartbeatWrappingFactory": _wrapping.HeartbeatWrappingFactory,
-            "HeartbeatProtocolWrapper": _wrapping.HeartbeatProtocolWrapper,
-        }
-        for name, obj in expected.items():
-            self.assertIs(getattr(heartbeat_twisted, name), obj, name)
-            self.assertIn(name, heartbeat_twisted.__all__)
+        """
+        Each public module's C{__all__} is exactly the pinned names, and
+        each is the private module's object.
+        """
+        for module, expected in PUBLIC.items():
+            extra = {"__version__"} if module is heartbeat_twisted else set()
+            self.assertEqual(sorted(module.__all__), sorted({*expected, *extra}))
+            for name, obj in expected.items():
+                self.assertIs(getattr(module, name), obj, name)
 
     def test_allDocumented(self) -> None:
         """
@@ -37,16 +84,60 @@ class ExportsTests(SynchronousTestCase):
         what it is for.
         """
         undocumented = []
-        for name in heartbeat_twisted.__all__:
-            obj = getattr(heartbeat_twisted, name)
-            if name.startswith("__"):
-                continue
-            if not inspect.getdoc(obj):
-                undocumented.append(name)
-            if inspect.isclass(obj):
-                for attr, value in vars(obj).items():
-                    if attr.startswith("_") or not callable(value):
-                        continue
-                    if not inspect.getdoc(value):
-                        undocumented.append(f"{name}.{attr}")
+        for module in (*PUBLIC, heartbeat_twisted.testing):
+            for name in module.__all__:
+                if name.startswith("__"):
+                    continue
+                obj = getattr(module, name)
+                if not inspect.getdoc(obj):
+                    undocumented.append(name)
+                if inspect.isclass(obj):
+                    for attr, value in vars(obj).items():
+                        if attr.startswith("_") or not callable(value):
+                            continue
+                        if not inspect.getdoc(value):
+                            undocumented.append(f"{name}.{attr}")
         self.assertEqual(undocumented, [])
+
+    def test_everyModuleImports(self) -> None:
+        """
+        Every module of the package imports (nothing needs more at import
+        time than the declared Twisted floor offers).
+        """
+        names = [
+            info.name
+            for info in pkgutil.walk_packages(
+                heartbeat_twisted.__path__, "heartbeat_twisted."
+            )
+        ]
+        self.assertIn("heartbeat_twisted.ping._answering", names)
+        for name in names:
+            importlib.import_module(name)
+
+
+class DeprecatedNamesTests(SynchronousTestCase):
+    def test_oldNamesWarnAndWork(self) -> None:
+        """
+        Every old top-level name still gives the object it stood for, with a
+        L{DeprecationWarning} naming the replacement.
+        """
+        for old, (where, new, since) in MOVED.items():
+            obj = getattr(heartbeat_twisted, old)
+            self.assertIs(obj, getattr(importlib.import_module(where), new))
+            warnings = self.flushWarnings()
+            self.assertEqual(len(warnings), 1, old)
+            self.assertIs(warnings[0]["category"], DeprecationWarning)
+            message = warnings[0]["message"]
+            self.assertIn(f"heartbeat_twisted.{old} is deprecated since", message)
+            self.assertIn(since, message)
+
+    def test_renamedMixinsNameTheirReplacement(self) -> None:
+        heartbeat_twisted.HeartbeatProtocol
+        [warning] = self.flushWarnings()
+        self.assertIn(
+            "use heartbeat_twisted.HeartbeatMixin instead", warning["message"]
+        )
+
+    def test_unknownName(self) -> None:
+        with self.assertRaises(AttributeError):
+            heartbeat_twisted.NoSuchName

@@ -1,5 +1,5 @@
 """
-Tests for the mixins' shared machinery in L{heartbeat_twisted._hooks}.
+Tests for the mixins' shared machinery in L{heartbeat_twisted._writepath}.
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from heartbeat_twisted._hooks import observeWrites
+from heartbeat_twisted._writepath import observeWrites
 
 
 class ObserveWritesTests(SynchronousTestCase):

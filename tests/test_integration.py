@@ -17,8 +17,8 @@ from twisted.trial.unittest import TestCase
 
 from heartbeat_twisted import (
     HeartbeatConfig,
-    HeartbeatFactory,
-    HeartbeatProtocol,
+    HeartbeatFactoryMixin,
+    HeartbeatMixin,
     HeartbeatWrappingFactory,
 )
 
@@ -27,7 +27,7 @@ from ._peers import connectPeer
 SLACK = 0.5
 
 
-class Flooding(HeartbeatProtocol, Protocol):
+class Flooding(HeartbeatMixin, Protocol):
     """
     Writes far more than the socket buffers hold as soon as it connects.
     """
@@ -47,7 +47,7 @@ class Flooding(HeartbeatProtocol, Protocol):
         self.factory.lost.callback((reactor.seconds(), reason))
 
 
-class FloodingFactory(HeartbeatFactory, Factory):
+class FloodingFactory(HeartbeatFactoryMixin, Factory):
     protocol = Flooding
 
     def __init__(self, **kwargs: Any) -> None:

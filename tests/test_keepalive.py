@@ -20,21 +20,20 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-import heartbeat_twisted
 from heartbeat_twisted import (
     HeartbeatConfig,
-    HeartbeatFactory,
-    HeartbeatProtocol,
+    HeartbeatFactoryMixin,
+    HeartbeatMixin,
     HeartbeatWrappingFactory,
     KeepAliveConfig,
-    KeepAlivePlatform,
     KeepAliveResult,
     KeepAliveTimedOut,
     _keepalive,
     enableKeepAlive,
     tap,
 )
-from heartbeat_twisted._demo import DemoFactory
+from heartbeat_twisted._keepalive import KeepAlivePlatform
+from heartbeat_twisted.server._protocol import DemoFactory
 
 from ._readme import runExample
 
@@ -535,17 +534,17 @@ class TimeoutReportTests(SynchronousTestCase):
             self.assertNotIn("connectionLost", vars(transport))
 
 
-class KeepAliveProtocol(HeartbeatProtocol, Protocol):
+class KeepAliveProtocol(HeartbeatMixin, Protocol):
     pass
 
 
-class KeepAliveFactory(HeartbeatFactory, Factory):
+class KeepAliveFactory(HeartbeatFactoryMixin, Factory):
     protocol = KeepAliveProtocol
 
 
 class FactoryHookTests(SynchronousTestCase):
     """
-    A L{HeartbeatFactory} with a L{KeepAliveConfig} turns keepalive on for
+    A L{HeartbeatFactoryMixin} with a L{KeepAliveConfig} turns keepalive on for
     every connection.
     """
 
@@ -736,22 +735,6 @@ class OptionsTests(SynchronousTestCase):
         factory = service.factory
         self.assertIsInstance(factory, DemoFactory)
         self.assertEqual(factory.keepAliveConfig, KeepAliveConfig(2, 1, 5))
-
-
-class ExportsTests(SynchronousTestCase):
-    """
-    The keepalive names are public, and are the private objects.
-    """
-
-    def test_exports(self) -> None:
-        for name, obj in [
-            ("enableKeepAlive", _keepalive.enableKeepAlive),
-            ("KeepAliveResult", _keepalive.KeepAliveResult),
-            ("KeepAlivePlatform", _keepalive.KeepAlivePlatform),
-            ("KeepAliveTimedOut", _keepalive.KeepAliveTimedOut),
-        ]:
-            self.assertIn(name, heartbeat_twisted.__all__)
-            self.assertIs(getattr(heartbeat_twisted, name), obj)
 
 
 class ReadmeExampleTests(SynchronousTestCase):

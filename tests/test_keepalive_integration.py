@@ -25,8 +25,8 @@ from twisted.trial.unittest import SkipTest, TestCase
 
 from heartbeat_twisted import (
     HeartbeatConfig,
-    HeartbeatFactory,
-    HeartbeatProtocol,
+    HeartbeatFactoryMixin,
+    HeartbeatMixin,
     KeepAliveConfig,
     enableKeepAlive,
 )
@@ -38,7 +38,7 @@ SERVER = KeepAliveConfig(idle=7, interval=3, count=4, userTimeout=9000)
 CLIENT = KeepAliveConfig(idle=11, interval=5, count=2)
 
 
-class Echo(HeartbeatProtocol, Protocol):
+class Echo(HeartbeatMixin, Protocol):
     """
     Echoes; tells the factory when it is connected and when it is gone.
     """
@@ -53,7 +53,7 @@ class Echo(HeartbeatProtocol, Protocol):
         self.factory.lost.callback(None)
 
 
-class EchoFactory(HeartbeatFactory, Factory):
+class EchoFactory(HeartbeatFactoryMixin, Factory):
     protocol = Echo
 
     def __init__(self) -> None:

@@ -1,5 +1,5 @@
 """
-Tests for L{HeartbeatProtocol} and L{HeartbeatFactory}, in simulated time.
+Tests for L{HeartbeatMixin} and L{HeartbeatFactoryMixin}, in simulated time.
 """
 
 from __future__ import annotations
@@ -12,13 +12,17 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from heartbeat_twisted import HeartbeatConfig, HeartbeatFactory, HeartbeatProtocol
+from heartbeat_twisted import (
+    HeartbeatConfig,
+    HeartbeatFactoryMixin,
+    HeartbeatMixin,
+)
 from heartbeat_twisted.testing import connect
 
 from ._readme import runExample
 
 
-class Recording(HeartbeatProtocol, Protocol):
+class Recording(HeartbeatMixin, Protocol):
     """
     Calls up; records what it gets.
     """
@@ -38,7 +42,7 @@ class Recording(HeartbeatProtocol, Protocol):
         self.lost.append(reason)
 
 
-class NoCallUp(HeartbeatProtocol, LineReceiver):
+class NoCallUp(HeartbeatMixin, LineReceiver):
     """
     Overrides dataReceived and connectionLost without calling up, and puts
     the mixin where the MRO would hide it.
@@ -51,7 +55,7 @@ class NoCallUp(HeartbeatProtocol, LineReceiver):
         pass
 
 
-class MixinLast(LineReceiver, HeartbeatProtocol):
+class MixinLast(LineReceiver, HeartbeatMixin):
     """
     The mixin placed after the protocol base.
     """
@@ -67,7 +71,7 @@ class Subclassed(Recording):
 
 
 def factoryFor(protocol: type[Protocol], clock: Clock, **config: Any) -> Any:
-    class TestFactory(HeartbeatFactory, Factory):
+    class TestFactory(HeartbeatFactoryMixin, Factory):
         pass
 
     TestFactory.protocol = protocol
@@ -211,14 +215,14 @@ class FactoryTests(SynchronousTestCase):
         self.assertTrue(all(c.closed for c in connections))
 
     def test_classAttributeConfig(self) -> None:
-        class Configured(HeartbeatFactory, Factory):
+        class Configured(HeartbeatFactoryMixin, Factory):
             protocol = Recording
             heartbeatConfig = HeartbeatConfig(idle=7)
 
         self.assertEqual(Configured().heartbeatTracker.config.idle, 7.0)
 
     def test_missingConfigSaysWhatToDo(self) -> None:
-        class Unconfigured(HeartbeatFactory, Factory):
+        class Unconfigured(HeartbeatFactoryMixin, Factory):
             protocol = Recording
 
         error = self.assertRaises(TypeError, connect, Unconfigured())
@@ -227,7 +231,7 @@ class FactoryTests(SynchronousTestCase):
 
     def test_plainFactorySaysWhatToDo(self) -> None:
         error = self.assertRaises(TypeError, connect, Factory.forProtocol(Recording))
-        self.assertIn("Mix heartbeat_twisted.HeartbeatFactory", str(error))
+        self.assertIn("Mix heartbeat_twisted.HeartbeatFactoryMixin", str(error))
 
 
 class ReadmeMixinTests(SynchronousTestCase):
@@ -254,7 +258,7 @@ class KeepAliveOnlyTests(SynchronousTestCase):
         """
         from heartbeat_twisted import KeepAliveConfig
 
-        class KeepAliveOnly(HeartbeatFactory, Factory):
+        class KeepAliveOnly(HeartbeatFactoryMixin, Factory):
             protocol = Recording
 
         clock = Clock()
@@ -272,7 +276,7 @@ class KeepAliveOnlyTests(SynchronousTestCase):
         self.assertEqual(len(connection.protocol.lost), 1)
 
     def test_neitherConfigSaysBoth(self) -> None:
-        class Neither(HeartbeatFactory, Factory):
+        class Neither(HeartbeatFactoryMixin, Factory):
             protocol = Recording
 
         error = self.assertRaises(TypeError, connect, Neither())

@@ -21,36 +21,36 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from heartbeat_twisted import (
+from heartbeat_twisted import HeartbeatConfig
+from heartbeat_twisted.ping import (
     HealthCheck,
     HealthCheckError,
     HealthFailure,
-    HeartbeatConfig,
+    PingAnswerMixin,
     PingBackoff,
     PingClientFactory,
     PingClientProtocol,
     PingConfig,
     Pinger,
     PingEvents,
-    PingingProtocol,
+    PingingMixin,
     PingResponder,
     PingServerConfig,
-    PingServerProtocol,
     PingState,
     RoundTripStats,
 )
-from heartbeat_twisted._demo import DemoFactory, fileHealthCheck
+from heartbeat_twisted.server._protocol import DemoFactory, fileHealthCheck
 
 from ._pingnet import tempPath
 
 
-class Server(PingServerProtocol, LineReceiver):
+class Server(PingAnswerMixin, LineReceiver):
     """
     An answering protocol with no commands of its own.
     """
 
 
-class Chat(PingServerProtocol, LineReceiver):
+class Chat(PingAnswerMixin, LineReceiver):
     """
     An answering protocol with a command of its own.
     """
@@ -164,7 +164,7 @@ class ConfigTests(SynchronousTestCase):
 
 class AnswerTests(SynchronousTestCase):
     """
-    L{PingServerProtocol} answers pings and refuses misbehaviour.
+    L{PingAnswerMixin} answers pings and refuses misbehaviour.
     """
 
     def test_pong(self) -> None:
@@ -527,7 +527,7 @@ class HealthTests(SynchronousTestCase):
         self.assertEqual(str(HealthFailure("db", "down")), "db: down")
 
 
-class Client(PingingProtocol, LineReceiver):
+class Client(PingingMixin, LineReceiver):
     """
     A pinging protocol that records what it is told.
     """
@@ -570,7 +570,7 @@ def pinging(
 
 class PingingTests(SynchronousTestCase):
     """
-    L{PingingProtocol} pings a quiet connection, times the answer, and
+    L{PingingMixin} pings a quiet connection, times the answer, and
     declares a silent peer dead, on exact schedules.
     """
 
@@ -756,7 +756,7 @@ class PingingTests(SynchronousTestCase):
         self.assertIn("factory.pingResponder", str(caught.exception))
 
 
-class Both(PingServerProtocol, PingingProtocol, LineReceiver):
+class Both(PingAnswerMixin, PingingMixin, LineReceiver):
     """
     A server that answers pings and pings clients that went quiet.
     """
@@ -892,7 +892,7 @@ class ClientProtocolTests(SynchronousTestCase):
 
 class DemoTests(SynchronousTestCase):
     """
-    The demo server answers through L{PingServerProtocol} and logs its
+    The demo server answers through L{PingAnswerMixin} and logs its
     refusals as close reasons.
     """
 

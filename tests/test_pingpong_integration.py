@@ -14,18 +14,18 @@ from twisted.logger import globalLogPublisher
 from twisted.protocols.basic import LineReceiver
 from twisted.trial.unittest import TestCase
 
-from heartbeat_twisted import (
-    HeartbeatConfig,
+from heartbeat_twisted import HeartbeatConfig
+from heartbeat_twisted.ping import (
+    PingAnswerMixin,
     PingClientFactory,
     PingConfig,
     Pinger,
-    PingingProtocol,
+    PingingMixin,
     PingResponder,
     PingServerConfig,
-    PingServerProtocol,
     PingState,
 )
-from heartbeat_twisted._demo import DemoFactory
+from heartbeat_twisted.server._protocol import DemoFactory
 
 from ._peers import connectPeer
 from ._pingnet import RecordingEvents
@@ -180,7 +180,7 @@ class LoopbackTests(TestCase):
         self.assertEqual([e["reason"] for e in self.closes], ["peer closed"])
 
 
-class Probing(PingServerProtocol, PingingProtocol, LineReceiver):
+class Probing(PingAnswerMixin, PingingMixin, LineReceiver):
     """
     A server that answers pings and pings the clients that went quiet.
     """

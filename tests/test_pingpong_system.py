@@ -14,13 +14,13 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.trial.unittest import TestCase
 
-from heartbeat_twisted import (
-    HeartbeatConfig,
+from heartbeat_twisted import HeartbeatConfig
+from heartbeat_twisted.ping import (
     PingClientFactory,
     PingConfig,
     Pinger,
 )
-from heartbeat_twisted._demo import DemoFactory
+from heartbeat_twisted.server._protocol import DemoFactory
 
 from ._peers import connectPeer, waitListening
 from ._pingnet import (

@@ -10,7 +10,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from heartbeat_twisted import PingServerConfig
+from heartbeat_twisted.ping import PingServerConfig
 from heartbeat_twisted.tap import Options, makeService
 
 from ._pingnet import tempPath

@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from heartbeat_twisted import HeartbeatConfig
-from heartbeat_twisted._demo import DemoFactory
+from heartbeat_twisted.server._protocol import DemoFactory
 from heartbeat_twisted.tap import Options, makeService, portToEndpoint
 
 

@@ -10,7 +10,11 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from heartbeat_twisted import HeartbeatConfig, IdleEntry, IdleTracker
+from heartbeat_twisted import (
+    HeartbeatConfig,
+    IdleTracker,
+)
+from heartbeat_twisted._tracker import IdleEntry
 
 
 class Owner:

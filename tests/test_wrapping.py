@@ -12,9 +12,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from heartbeat_twisted import (
     HeartbeatConfig,
-    HeartbeatProtocolWrapper,
     HeartbeatWrappingFactory,
 )
+from heartbeat_twisted._wrapping import HeartbeatProtocolWrapper
 from heartbeat_twisted.testing import connect
 
 from ._readme import runExample

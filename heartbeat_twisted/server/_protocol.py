@@ -1,6 +1,6 @@
 """
-The demo server behind C{twistd heartbeat}: the seed's Swoole experiment,
-in Twisted.
+The protocol and factory of the server behind C{twistd heartbeat}: the
+seed's Swoole experiment, in Twisted.
 """
 
 from __future__ import annotations
@@ -16,13 +16,9 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
-from ._mixins import HeartbeatFactory, HeartbeatProtocol
-from ._pingpong import (
-    HealthCheck,
-    HealthCheckError,
-    PingResponder,
-    PingServerProtocol,
-)
+from .._mixins import HeartbeatFactoryMixin, HeartbeatMixin
+from ..ping._answering import PingAnswerMixin
+from ..ping._health import HealthCheck, HealthCheckError, PingResponder
 
 __all__ = [
     "DemoFactory",
@@ -32,7 +28,7 @@ __all__ = [
 ]
 
 
-def closeReason(protocol: HeartbeatProtocol, reason: Failure) -> str:
+def closeReason(protocol: HeartbeatMixin, reason: Failure) -> str:
     """
     Say in a few words why a connection closed: C{"idle"} (closed by the
     heartbeat), C{"keepalive timeout"} (the kernel gave up on the peer),
@@ -59,12 +55,12 @@ def closeReason(protocol: HeartbeatProtocol, reason: Failure) -> str:
     return str(error) or type(error).__name__
 
 
-class DemoProtocol(HeartbeatProtocol, PingServerProtocol, LineReceiver):
+class DemoProtocol(HeartbeatMixin, PingAnswerMixin, LineReceiver):
     """
     Logs C{Client: Connect N}, every payload it receives, and
     C{close fd N: REASON}; answers the line C{ping} (or C{ping TOKEN}) with
     C{pong} (C{pong TOKEN}) once its factory's health checks pass, as
-    L{PingServerProtocol} does (which also refuses floods, over-long lines
+    L{PingAnswerMixin} does (which also refuses floods, over-long lines
     and binary data).  Lines end with C{\\n}; a C{\\r} before it is ignored,
     so C{nc} and telnet both work.
     """
@@ -96,7 +92,7 @@ class DemoProtocol(HeartbeatProtocol, PingServerProtocol, LineReceiver):
         self._log.info("close fd {fd}: {reason}", fd=self.number, reason=why)
 
 
-class DemoFactory(HeartbeatFactory, Factory[DemoProtocol]):
+class DemoFactory(HeartbeatFactoryMixin, Factory):
     """
     Builds L{DemoProtocol}s and counts them.
 

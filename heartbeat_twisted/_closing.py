@@ -1,0 +1,84 @@
+"""
+The one way this library closes a connection on purpose: C{loseConnection},
+then C{abortConnection} if it is still open after a grace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+__all__ = ["closeGracefully", "closed", "isClosing", "peerText"]
+
+
+def peerText(transport: Any) -> str:
+    """
+    The peer's address as text for a log line, or C{"?"} if the transport
+    cannot say.
+    """
+    getPeer = getattr(transport, "getPeer", None)
+    try:
+        return str(getPeer()) if getPeer is not None else "?"
+    except Exception:
+        return "?"
+
+
+_CLOSING = "_heartbeatClosing"
+_log = Logger()
+
+
+def closeGracefully(
+    owner: object, transport: Any, grace: float, clock: IReactorTime, reason: str
+) -> bool:
+    """
+    Close C{transport} cleanly (what was written is still sent), and abort
+    it if it is still open C{grace} seconds later, so that a peer that
+    stopped reading cannot hold a closed connection open.
+
+    The abort timer is kept on C{owner} (the protocol) and armed before
+    C{loseConnection}, since a transport may report the loss at once;
+    L{closed} cancels it, and every mixin of this library calls L{closed}
+    from its C{connectionLost}, so no timer outlives its connection.
+
+    @param reason: Why it is closed, for the log line of an abort.
+    @return: C{False} if C{owner} is already closing (nothing is done).
+    """
+    if getattr(owner, _CLOSING, None) is not None:
+        return False
+    call: IDelayedCall | None = None
+    if getattr(transport, "abortConnection", None) is not None:
+
+        def abort() -> None:
+            setattr(owner, _CLOSING, False)
+            _log.warn(
+                "aborting {peer}: still open {grace} s after a close ({reason})",
+                peer=peerText(transport),
+                grace=grace,
+                reason=reason,
+            )
+            transport.abortConnection()
+
+        call = clock.callLater(grace, abort)
+    setattr(owner, _CLOSING, call if call is not None else False)
+    transport.loseConnection()
+    return True
+
+
+def isClosing(owner: object) -> bool:
+    """
+    Whether L{closeGracefully} was called for C{owner}.
+    """
+    return getattr(owner, _CLOSING, None) is not None
+
+
+def closed(owner: object) -> None:
+    """
+    C{owner}'s connection is gone: cancel its pending abort, if any.
+    """
+    call = getattr(owner, _CLOSING, None)
+    if call:
+        if call.active():
+            call.cancel()
+        setattr(owner, _CLOSING, False)

@@ -1,0 +1,16 @@
+"""
+The server behind C{twistd heartbeat}: its protocol and factory, its
+options and its service.
+"""
+
+from ._options import Options, makeService
+from ._protocol import DemoFactory, DemoProtocol, closeReason, fileHealthCheck
+
+__all__ = [
+    "DemoFactory",
+    "DemoProtocol",
+    "Options",
+    "closeReason",
+    "fileHealthCheck",
+    "makeService",
+]

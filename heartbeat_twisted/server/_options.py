@@ -1,0 +1,287 @@
+"""
+C{twistd heartbeat}: options and service for the demo server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.service import IService
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IReactorCore
+from twisted.python import usage
+
+from .._config import HeartbeatConfig, KeepAliveConfig
+from ..ping._config import PingServerConfig
+from ..ping._health import PingResponder
+from ._protocol import DemoFactory, fileHealthCheck
+
+__all__ = [
+    "Options",
+    "keepAliveFromOptions",
+    "makeService",
+    "optionError",
+    "portToEndpoint",
+]
+
+
+def portToEndpoint(port: str) -> str:
+    """
+    Turn a C{--port} value into a server endpoint string: a bare number
+    C{N} becomes C{tcp:N}; anything else is taken as an endpoint string.
+
+    @raise ValueError: For a number outside 0..65535.
+    """
+    port = port.strip()
+    if port.isdigit():
+        number = int(port)
+        if number > 65535:
+            raise ValueError(f"'port' must be in 0..65535: {port}")
+        return f"tcp:{number}"
+    return port
+
+
+def optionError(error: ValueError, options: dict[str, str]) -> usage.UsageError:
+    """
+    Turn a settings object's L{ValueError} into a L{usage.UsageError} that
+    names the command-line option instead of the field.
+
+    @param options: Field name to option name, e.g. C{{"idle": "idle"}}.
+    """
+    message = str(error)
+    for field, option in options.items():
+        message = message.replace(f"{field!r}", f"--{option}")
+    return usage.UsageError(message)
+
+
+def _seconds(name: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise usage.UsageError(
+            f"--{name} must be a number of seconds: {value!r}"
+        ) from None
+
+
+def _whole(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise usage.UsageError(f"--{name} must be a whole number: {value!r}") from None
+
+
+#: Keepalive option to KeepAliveConfig field; the defaults are the seed's.
+_KEEPALIVE_OPTIONS = {
+    "keepidle": "idle",
+    "keepinterval": "interval",
+    "keepcount": "count",
+    "user-timeout": "userTimeout",
+}
+_KEEPALIVE_DEFAULTS: dict[str, Any] = {
+    "idle": 4,
+    "interval": 1,
+    "count": 5,
+    "userTimeout": None,
+}
+
+
+def keepAliveFromOptions(options: usage.Options) -> KeepAliveConfig | None:
+    """
+    The L{KeepAliveConfig} that C{--keepalive}, C{--keepidle},
+    C{--keepinterval}, C{--keepcount} and C{--user-timeout} ask for, or
+    L{None} if none of them was given (giving any one turns keepalive on).
+
+    @raise usage.UsageError: For a value that is not a whole number or is
+        out of the kernel's bounds, naming the option.
+    """
+    given = {name: options[name] for name in _KEEPALIVE_OPTIONS}
+    if not options["keepalive"] and all(v is None for v in given.values()):
+        return None
+    values = dict(_KEEPALIVE_DEFAULTS)
+    for name, value in given.items():
+        if value is not None:
+            values[_KEEPALIVE_OPTIONS[name]] = _whole(name, value)
+    try:
+        return KeepAliveConfig(
+            idle=values["idle"],
+            interval=values["interval"],
+            count=values["count"],
+            userTimeout=values["userTimeout"],
+        )
+    except ValueError as e:
+        raise optionError(
+            e, {field: name for name, field in _KEEPALIVE_OPTIONS.items()}
+        ) from None
+
+
+def _pingServerConfig(options: Options) -> PingServerConfig:
+    """
+    The ping limits given by C{options}; bad values raise
+    L{usage.UsageError} naming the option.
+    """
+    interval = _seconds("min-ping-interval", options["min-ping-interval"])
+    assert interval is not None
+    try:
+        return PingServerConfig(
+            minPingInterval=interval,
+            maxPingStrikes=_whole("max-ping-strikes", options["max-ping-strikes"]),
+            maxLineLength=_whole("max-line-length", options["max-line-length"]),
+        )
+    except ValueError as e:
+        raise optionError(
+            e,
+            {
+                "minPingInterval": "min-ping-interval",
+                "maxPingStrikes": "max-ping-strikes",
+                "maxLineLength": "max-line-length",
+            },
+        ) from None
+
+
+class Options(usage.Options):
+    """
+    Command-line options of C{twistd heartbeat}.
+    """
+
+    synopsis = (
+        "[--port PORT] [--idle SECONDS] [--check-interval SECONDS] [ping/pong options]"
+    )
+    longdesc = (
+        "Run the heartbeat demo server: it logs every connection and payload, "
+        "answers 'ping' with 'pong', and closes connections that send nothing "
+        "for --idle seconds."
+    )
+
+    optParameters = [
+        [
+            "port",
+            "p",
+            "6666",
+            "Port number, or any server endpoint string "
+            "(e.g. tcp:6666:interface=127.0.0.1).",
+        ],
+        ["idle", "i", "5", "Close a connection after this many silent seconds."],
+        [
+            "check-interval",
+            "c",
+            None,
+            "Seconds between idle sweeps (default: idle/5, at most 1).",
+        ],
+        [
+            "keepidle",
+            None,
+            None,
+            "OS keepalive: seconds of silence before the first probe "
+            "(1..32767; default 4).",
+        ],
+        [
+            "keepinterval",
+            None,
+            None,
+            "OS keepalive: seconds between unanswered probes (1..32767; default 1).",
+        ],
+        [
+            "keepcount",
+            None,
+            None,
+            "OS keepalive: unanswered probes before the connection is dropped "
+            "(1..127; default 5).",
+        ],
+        [
+            "user-timeout",
+            None,
+            None,
+            "TCP_USER_TIMEOUT in milliseconds (Linux): drop the connection when "
+            "sent data or probes stay unacknowledged this long.",
+        ],
+        # Application ping/pong (docs/pingpong.rst).
+        [
+            "min-ping-interval",
+            None,
+            "0.5",
+            "Seconds a client must leave between pings; 0 turns the flood limit off.",
+        ],
+        [
+            "max-ping-strikes",
+            None,
+            "2",
+            "Early pings tolerated in a row before 'error too_many_pings' and close.",
+        ],
+        [
+            "max-line-length",
+            None,
+            "1024",
+            "Longest line accepted, in bytes (16..1048576); a longer one "
+            "closes the connection.",
+        ],
+        [
+            "health-check-file",
+            None,
+            None,
+            "Answer ping with pong only while this file exists (a demo health check).",
+        ],
+    ]
+    optFlags = [
+        [
+            "keepalive",
+            None,
+            "Turn on OS TCP keepalive for every connection (implied by any "
+            "--keep* or --user-timeout option).",
+        ],
+    ]
+
+    heartbeatConfig: HeartbeatConfig
+    keepAliveConfig: KeepAliveConfig | None
+    pingServerConfig: PingServerConfig
+    endpoint: str
+
+    def postOptions(self) -> None:
+        """
+        Check the values; bad ones raise L{usage.UsageError} saying why.
+        """
+        idle = _seconds("idle", self["idle"])
+        interval = _seconds("check-interval", self["check-interval"])
+        assert idle is not None
+        try:
+            self.heartbeatConfig = HeartbeatConfig(idle=idle, checkInterval=interval)
+            self.endpoint = portToEndpoint(self["port"])
+        except ValueError as e:
+            raise optionError(
+                e, {"idle": "idle", "checkInterval": "check-interval", "port": "port"}
+            ) from None
+        self.keepAliveConfig = keepAliveFromOptions(self)
+        self.pingServerConfig = _pingServerConfig(self)
+        from twisted.internet import reactor
+
+        try:
+            serverFromString(reactor, self.endpoint)  # type: ignore[no-untyped-call]
+        except Exception as e:
+            raise usage.UsageError(f"--port {self['port']!r}: {e}") from None
+
+
+def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
+    """
+    The demo server listening on C{options.endpoint}.
+
+    @param reactor: The reactor for the listening port and the heartbeat's
+        clock; the global reactor if L{None}.
+    """
+    clock: Any = reactor
+    path = options["health-check-file"]
+    responder = PingResponder(
+        options.pingServerConfig,
+        [fileHealthCheck(path)] if path else [],
+        clock=clock,
+    )
+    factory = DemoFactory(
+        heartbeatConfig=options.heartbeatConfig,
+        clock=clock,
+        keepAlive=options.keepAliveConfig,
+        pingResponder=responder,
+    )
+    kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
+    service: IService = strports.service(options.endpoint, factory, **kwargs)
+    return service
