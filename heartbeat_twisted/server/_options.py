@@ -16,6 +16,14 @@ from .._config import HeartbeatConfig, KeepAliveConfig
 from ..ping._config import PingServerConfig
 from ..ping._health import PingResponder
 from ._protocol import DemoFactory, fileHealthCheck
+from ._reuseport import ReusePortService
+from ._workers import (
+    WorkerSupervisor,
+    becomeWorker,
+    supervisorLogfile,
+    workerArgv,
+    workersFromOptions,
+)
 
 __all__ = [
     "Options",
@@ -223,6 +231,14 @@ class Options(usage.Options):
             None,
             "Answer ping with pong only while this file exists (a demo health check).",
         ],
+        # All cores (server/_workers.py, docs/performance.rst).
+        [
+            "workers",
+            None,
+            None,
+            "Run N worker processes that share the port (SO_REUSEPORT; Linux); "
+            "a worker that exits is restarted.",
+        ],
     ]
     optFlags = [
         [
@@ -231,12 +247,18 @@ class Options(usage.Options):
             "Turn on OS TCP keepalive for every connection (implied by any "
             "--keep* or --user-timeout option).",
         ],
+        [
+            "reuse-port",
+            None,
+            "Listen with SO_REUSEPORT (Linux), so several servers can share the port.",
+        ],
     ]
 
     heartbeatConfig: HeartbeatConfig
     keepAliveConfig: KeepAliveConfig | None
     pingServerConfig: PingServerConfig
     endpoint: str
+    workers: int | None
 
     def postOptions(self) -> None:
         """
@@ -254,6 +276,7 @@ class Options(usage.Options):
             ) from None
         self.keepAliveConfig = keepAliveFromOptions(self)
         self.pingServerConfig = _pingServerConfig(self)
+        self.workers = workersFromOptions(self)
         from twisted.internet import reactor
 
         try:
@@ -269,6 +292,13 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     @param reactor: The reactor for the listening port and the heartbeat's
         clock; the global reactor if L{None}.
     """
+    if options.workers is not None:
+        from twisted.internet import reactor as running
+
+        where: Any = reactor or running
+        argv = workerArgv(options, where, supervisorLogfile(options))
+        return WorkerSupervisor(options.workers, argv, where)
+    becomeWorker()
     clock: Any = reactor
     path = options["health-check-file"]
     responder = PingResponder(
@@ -282,6 +312,10 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         keepAlive=options.keepAliveConfig,
         pingResponder=responder,
     )
+    if options["reuse-port"]:
+        from twisted.internet import reactor as running
+
+        return ReusePortService(options.endpoint, factory, reactor or running)
     kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
     service: IService = strports.service(options.endpoint, factory, **kwargs)
     return service
