@@ -6,21 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application import strports
-from twisted.application.service import IService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
 from .._config import HeartbeatConfig, KeepAliveConfig
 from ..ping._config import PingServerConfig
-from ..ping._health import PingResponder
-from ._protocol import DemoFactory, fileHealthCheck
 
 __all__ = [
     "Options",
     "keepAliveFromOptions",
-    "makeService",
     "optionError",
     "portToEndpoint",
 ]
@@ -260,28 +254,3 @@ class Options(usage.Options):
             serverFromString(reactor, self.endpoint)  # type: ignore[no-untyped-call]
         except Exception as e:
             raise usage.UsageError(f"--port {self['port']!r}: {e}") from None
-
-
-def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
-    """
-    The demo server listening on C{options.endpoint}.
-
-    @param reactor: The reactor for the listening port and the heartbeat's
-        clock; the global reactor if L{None}.
-    """
-    clock: Any = reactor
-    path = options["health-check-file"]
-    responder = PingResponder(
-        options.pingServerConfig,
-        [fileHealthCheck(path)] if path else [],
-        clock=clock,
-    )
-    factory = DemoFactory(
-        heartbeatConfig=options.heartbeatConfig,
-        clock=clock,
-        keepAlive=options.keepAliveConfig,
-        pingResponder=responder,
-    )
-    kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
-    service: IService = strports.service(options.endpoint, factory, **kwargs)
-    return service
