@@ -21,12 +21,13 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from heartbeat_twisted.server import _workers
-from heartbeat_twisted.server._options import Options, makeService
+from heartbeat_twisted.server._options import Options
 from heartbeat_twisted.server._reuseport import (
     ReusePortService,
     parseListenAddress,
     workersUnsupported,
 )
+from heartbeat_twisted.server._service import makeService
 from heartbeat_twisted.server._workers import (
     WORKER_ENVIRONMENT,
     WorkerSupervisor,

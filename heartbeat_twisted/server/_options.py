@@ -6,29 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application import strports
-from twisted.application.service import IService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
 from .._config import HeartbeatConfig, KeepAliveConfig
 from ..ping._config import PingServerConfig
-from ..ping._health import PingResponder
-from ._protocol import DemoFactory, fileHealthCheck
-from ._reuseport import ReusePortService
-from ._workers import (
-    WorkerSupervisor,
-    becomeWorker,
-    supervisorLogfile,
-    workerArgv,
-    workersFromOptions,
-)
+from ._workers import workersFromOptions
 
 __all__ = [
     "Options",
     "keepAliveFromOptions",
-    "makeService",
     "optionError",
     "portToEndpoint",
 ]
@@ -283,39 +270,3 @@ class Options(usage.Options):
             serverFromString(reactor, self.endpoint)  # type: ignore[no-untyped-call]
         except Exception as e:
             raise usage.UsageError(f"--port {self['port']!r}: {e}") from None
-
-
-def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
-    """
-    The demo server listening on C{options.endpoint}.
-
-    @param reactor: The reactor for the listening port and the heartbeat's
-        clock; the global reactor if L{None}.
-    """
-    if options.workers is not None:
-        from twisted.internet import reactor as running
-
-        where: Any = reactor or running
-        argv = workerArgv(options, where, supervisorLogfile(options))
-        return WorkerSupervisor(options.workers, argv, where)
-    becomeWorker()
-    clock: Any = reactor
-    path = options["health-check-file"]
-    responder = PingResponder(
-        options.pingServerConfig,
-        [fileHealthCheck(path)] if path else [],
-        clock=clock,
-    )
-    factory = DemoFactory(
-        heartbeatConfig=options.heartbeatConfig,
-        clock=clock,
-        keepAlive=options.keepAliveConfig,
-        pingResponder=responder,
-    )
-    if options["reuse-port"]:
-        from twisted.internet import reactor as running
-
-        return ReusePortService(options.endpoint, factory, reactor or running)
-    kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
-    service: IService = strports.service(options.endpoint, factory, **kwargs)
-    return service
