@@ -6,6 +6,7 @@ sockets.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import tempfile
@@ -25,8 +26,8 @@ from heartbeat_twisted.server._drain import DrainConfig, MaxAgeConfig
 from heartbeat_twisted.tap import Options
 
 from ._peers import Peer
+from ._tls import selfSigned
 from ._twistd import ChildProcess, twistdArgv
-from .test_keepalive_integration import selfSigned
 
 
 def parse(*argv: str) -> Options:
@@ -75,8 +76,14 @@ class OperationsOptionsTests(SynchronousTestCase):
         self.assertEqual(options.maxAgeConfig, MaxAgeConfig(age=600, grace=30))
 
     def test_worker(self) -> None:
-        self.patch(__import__("os").environ, "get", lambda k, d=None: "3")
-        self.assertEqual(parse().worker, "3")
+        """
+        A worker's label comes from C{HEARTBEAT_WORKER}; its metrics port
+        is the given number plus its own.
+        """
+        self.patch(os, "environ", {**os.environ, "HEARTBEAT_WORKER": "3"})
+        options = parse("--metrics-port", "9100")
+        self.assertEqual(options.worker, "3")
+        self.assertEqual(options.metricsEndpoint, "tcp:9103:interface=127.0.0.1")
 
     def assertUsage(self, message: str, *argv: str) -> None:
         error = self.assertRaises(UsageError, parse, *argv)

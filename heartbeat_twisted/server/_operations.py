@@ -113,7 +113,8 @@ class OperationsOptionsMixin:
             None,
             None,
             "Serve Prometheus metrics at /metrics on this endpoint; a bare "
-            "port number binds 127.0.0.1 only. Default: no metrics.",
+            "port number binds 127.0.0.1 only (worker N of --workers: the "
+            "number plus N). Default: no metrics.",
         ],
         [
             "drain-delay",
@@ -204,7 +205,13 @@ class OperationsOptionsMixin:
             _checkEndpoint("port", value, endpoints[-1])
         self.endpoints = endpoints
         self.endpoint = endpoints[0]
+        self.worker = os.environ.get(WORKER_ENVIRONMENT) or "0"
         metrics = self["metrics-port"]
+        if metrics is not None and metrics.strip().isdigit() and self.worker.isdigit():
+            # Each worker of --workers N serves its own metrics, on the
+            # metrics port plus its number.
+            if int(metrics) and int(self.worker):
+                metrics = str(int(metrics) + int(self.worker))
         self.metricsEndpoint = None
         if metrics is not None:
             try:
@@ -220,7 +227,6 @@ class OperationsOptionsMixin:
                 f"{self['log-format']!r}"
             )
         self._postDrain()
-        self.worker = os.environ.get(WORKER_ENVIRONMENT) or "0"
 
     def _postDrain(self) -> None:
         delay = _seconds(self, "drain-delay")

@@ -11,6 +11,7 @@ from twisted.python import usage
 from .._config import HeartbeatConfig, KeepAliveConfig
 from ..ping._config import PingServerConfig
 from ._operations import OperationsOptionsMixin, portToEndpoint
+from ._workers import workersFromOptions
 
 __all__ = [
     "Options",
@@ -194,6 +195,14 @@ class Options(OperationsOptionsMixin, usage.Options):
             None,
             "Answer ping with pong only while this file exists (a demo health check).",
         ],
+        # All cores (server/_workers.py, docs/performance.rst).
+        [
+            "workers",
+            None,
+            None,
+            "Run N worker processes that share the port (SO_REUSEPORT; Linux); "
+            "a worker that exits is restarted.",
+        ],
     ]
     optFlags = [
         [
@@ -202,11 +211,17 @@ class Options(OperationsOptionsMixin, usage.Options):
             "Turn on OS TCP keepalive for every connection (implied by any "
             "--keep* or --user-timeout option).",
         ],
+        [
+            "reuse-port",
+            None,
+            "Listen with SO_REUSEPORT (Linux), so several servers can share the port.",
+        ],
     ]
 
     heartbeatConfig: HeartbeatConfig
     keepAliveConfig: KeepAliveConfig | None
     pingServerConfig: PingServerConfig
+    workers: int | None
 
     def postOptions(self) -> None:
         """
@@ -224,3 +239,4 @@ class Options(OperationsOptionsMixin, usage.Options):
         self.keepAliveConfig = keepAliveFromOptions(self)
         self.pingServerConfig = _pingServerConfig(self)
         self.postOperations()
+        self.workers = workersFromOptions(self)

@@ -27,6 +27,8 @@ from ._logformat import jsonLogger
 from ._metrics import ReactorLag, Sample, ServerMetrics, metricsSite
 from ._options import Options
 from ._protocol import DemoFactory, DemoProtocol, fileHealthCheck
+from ._reuseport import parseListenAddress, reusePortSocket
+from ._workers import WorkerSupervisor, becomeWorker, supervisorLogfile, workerArgv
 
 __all__ = ["HeartbeatService", "ServerFactory", "makeService"]
 
@@ -135,6 +137,7 @@ class HeartbeatService(MultiService):
         lag: ReactorLag | None = None,
         logFormat: str = "text",
         metrics: ServerMetrics | None = None,
+        reusePort: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.metrics = metrics
@@ -146,6 +149,7 @@ class HeartbeatService(MultiService):
         self._keepAlive = keepAlive
         self._lag = lag
         self._logFormat = logFormat
+        self._reusePort = reusePort
         self._listening = False
 
     def setServiceParent(self, parent: Any) -> None:
@@ -165,6 +169,9 @@ class HeartbeatService(MultiService):
         if reactor is None:
             from twisted.internet import reactor
         for description in self.endpoints:
+            if self._reusePort:
+                self._listened(self._reuse(reactor, description), description)
+                continue
             endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
             failures: list[Failure] = []
             d = endpoint.listen(self.factory)
@@ -173,6 +180,21 @@ class HeartbeatService(MultiService):
             if failures:
                 # Fail twistd's start, as strports.service does.
                 failures[0].raiseException()
+
+    def _reuse(self, reactor: Any, description: str) -> IListeningPort:
+        """
+        Listen on a C{tcp:} endpoint with C{SO_REUSEPORT} (C{--reuse-port},
+        C{--workers}).
+        """
+        port, interface, backlog = parseListenAddress(description)
+        sock = reusePortSocket(interface, port, backlog)
+        try:
+            listening: IListeningPort = reactor.adoptStreamPort(
+                sock.fileno(), sock.family, self.factory
+            )
+        finally:
+            sock.close()  # the port holds its own duplicate
+        return listening
 
     def _listened(self, port: IListeningPort, description: str) -> None:
         self.ports.append(port)
@@ -234,6 +256,13 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     @param reactor: The reactor for the listening ports and the heartbeat's
         clock; the global reactor if L{None}.
     """
+    if options.workers is not None:
+        from twisted.internet import reactor as running
+
+        where: Any = reactor or running
+        argv = workerArgv(options, where, supervisorLogfile(options))
+        return WorkerSupervisor(options.workers, argv, where)
+    becomeWorker()
     clock: Any = reactor
     path = options["health-check-file"]
     responder = PingResponder(
@@ -271,6 +300,7 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         lag=lag,
         logFormat=options["log-format"],
         metrics=metrics,
+        reusePort=options["reuse-port"],
     )
     if options.metricsEndpoint is not None:
         site = metricsSite(metrics)
