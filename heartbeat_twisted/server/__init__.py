@@ -4,12 +4,21 @@ options and its service.
 """
 
 from ._options import Options, makeService
-from ._protocol import DemoFactory, DemoProtocol, closeReason, fileHealthCheck
+from ._protocol import (
+    DemoFactory,
+    DemoProtocol,
+    ServerFactory,
+    ServerProtocol,
+    closeReason,
+    fileHealthCheck,
+)
 
 __all__ = [
     "DemoFactory",
     "DemoProtocol",
     "Options",
+    "ServerFactory",
+    "ServerProtocol",
     "closeReason",
     "fileHealthCheck",
     "makeService",

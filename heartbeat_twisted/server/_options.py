@@ -15,7 +15,9 @@ from twisted.python import usage
 from .._config import HeartbeatConfig, KeepAliveConfig
 from ..ping._config import PingServerConfig
 from ..ping._health import PingResponder
-from ._protocol import DemoFactory, fileHealthCheck
+from ._limitoptions import LIMIT_FLAGS, LIMIT_PARAMETERS, ServerLimits, checkLineLength
+from ._limits import withBacklog
+from ._protocol import ServerFactory, fileHealthCheck
 
 __all__ = [
     "Options",
@@ -59,11 +61,14 @@ def _seconds(name: str, value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         raise usage.UsageError(
             f"--{name} must be a number of seconds: {value!r}"
         ) from None
+    if 0 < seconds < 0.01:
+        raise usage.UsageError(f"--{name} must be at least 0.01 s (10 ms): {value}")
+    return seconds
 
 
 def _whole(name: str, value: str) -> int:
@@ -214,7 +219,7 @@ class Options(usage.Options):
             "max-line-length",
             None,
             "1024",
-            "Longest line accepted, in bytes (16..1048576); a longer one "
+            "Longest line accepted, in bytes (16..65536); a longer one "
             "closes the connection.",
         ],
         [
@@ -223,6 +228,8 @@ class Options(usage.Options):
             None,
             "Answer ping with pong only while this file exists (a demo health check).",
         ],
+        # Limits, activity and logging (docs/hardening.rst).
+        *LIMIT_PARAMETERS,
     ]
     optFlags = [
         [
@@ -231,11 +238,13 @@ class Options(usage.Options):
             "Turn on OS TCP keepalive for every connection (implied by any "
             "--keep* or --user-timeout option).",
         ],
+        *LIMIT_FLAGS,
     ]
 
     heartbeatConfig: HeartbeatConfig
     keepAliveConfig: KeepAliveConfig | None
     pingServerConfig: PingServerConfig
+    serverLimits: ServerLimits
     endpoint: str
 
     def postOptions(self) -> None:
@@ -253,7 +262,10 @@ class Options(usage.Options):
                 e, {"idle": "idle", "checkInterval": "check-interval", "port": "port"}
             ) from None
         self.keepAliveConfig = keepAliveFromOptions(self)
+        checkLineLength(self)
         self.pingServerConfig = _pingServerConfig(self)
+        self.serverLimits = ServerLimits.fromOptions(self)
+        self.endpoint = withBacklog(self.endpoint, self.serverLimits.backlog)
         from twisted.internet import reactor
 
         try:
@@ -276,11 +288,15 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         [fileHealthCheck(path)] if path else [],
         clock=clock,
     )
-    factory = DemoFactory(
+    limits = options.serverLimits
+    factory = ServerFactory(
         heartbeatConfig=options.heartbeatConfig,
         clock=clock,
         keepAlive=options.keepAliveConfig,
         pingResponder=responder,
+        limits=limits.limits,
+        activity=limits.activity,
+        logConfig=limits.logConfig,
     )
     kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
     service: IService = strports.service(options.endpoint, factory, **kwargs)
