@@ -3,7 +3,7 @@ The server behind C{twistd heartbeat}: its protocol and factory, its
 options and its service.
 """
 
-from ._options import Options, makeService
+from ._options import Options
 from ._protocol import (
     DemoFactory,
     DemoProtocol,
@@ -12,6 +12,7 @@ from ._protocol import (
     closeReason,
     fileHealthCheck,
 )
+from ._service import makeService
 
 __all__ = [
     "DemoFactory",

@@ -6,23 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application import strports
-from twisted.application.service import IService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
 from .._config import HeartbeatConfig, KeepAliveConfig
 from ..ping._config import PingServerConfig
-from ..ping._health import PingResponder
 from ._limitoptions import LIMIT_FLAGS, LIMIT_PARAMETERS, ServerLimits, checkLineLength
 from ._limits import withBacklog
-from ._protocol import ServerFactory, fileHealthCheck
+from ._workers import workersFromOptions
 
 __all__ = [
     "Options",
     "keepAliveFromOptions",
-    "makeService",
     "optionError",
     "portToEndpoint",
 ]
@@ -230,6 +225,14 @@ class Options(usage.Options):
         ],
         # Limits, activity and logging (docs/hardening.rst).
         *LIMIT_PARAMETERS,
+        # All cores (server/_workers.py, docs/performance.rst).
+        [
+            "workers",
+            None,
+            None,
+            "Run N worker processes that share the port (SO_REUSEPORT; Linux); "
+            "a worker that exits is restarted.",
+        ],
     ]
     optFlags = [
         [
@@ -239,6 +242,11 @@ class Options(usage.Options):
             "--keep* or --user-timeout option).",
         ],
         *LIMIT_FLAGS,
+        [
+            "reuse-port",
+            None,
+            "Listen with SO_REUSEPORT (Linux), so several servers can share the port.",
+        ],
     ]
 
     heartbeatConfig: HeartbeatConfig
@@ -246,6 +254,7 @@ class Options(usage.Options):
     pingServerConfig: PingServerConfig
     serverLimits: ServerLimits
     endpoint: str
+    workers: int | None
 
     def postOptions(self) -> None:
         """
@@ -264,6 +273,7 @@ class Options(usage.Options):
         self.keepAliveConfig = keepAliveFromOptions(self)
         checkLineLength(self)
         self.pingServerConfig = _pingServerConfig(self)
+        self.workers = workersFromOptions(self)
         self.serverLimits = ServerLimits.fromOptions(self)
         self.endpoint = withBacklog(self.endpoint, self.serverLimits.backlog)
         from twisted.internet import reactor
@@ -272,32 +282,3 @@ class Options(usage.Options):
             serverFromString(reactor, self.endpoint)  # type: ignore[no-untyped-call]
         except Exception as e:
             raise usage.UsageError(f"--port {self['port']!r}: {e}") from None
-
-
-def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
-    """
-    The demo server listening on C{options.endpoint}.
-
-    @param reactor: The reactor for the listening port and the heartbeat's
-        clock; the global reactor if L{None}.
-    """
-    clock: Any = reactor
-    path = options["health-check-file"]
-    responder = PingResponder(
-        options.pingServerConfig,
-        [fileHealthCheck(path)] if path else [],
-        clock=clock,
-    )
-    limits = options.serverLimits
-    factory = ServerFactory(
-        heartbeatConfig=options.heartbeatConfig,
-        clock=clock,
-        keepAlive=options.keepAliveConfig,
-        pingResponder=responder,
-        limits=limits.limits,
-        activity=limits.activity,
-        logConfig=limits.logConfig,
-    )
-    kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
-    service: IService = strports.service(options.endpoint, factory, **kwargs)
-    return service
