@@ -43,7 +43,12 @@ class TwistdHeartbeatTests(TestCase):
 
     @defer.inlineCallbacks
     def test_silentClientClosedAfterIdle(self) -> Generator[Any, Any, None]:
-        server = self.startServer()
+        """
+        Under C{--activity bytes} any byte counts: a client that sends one
+        line and falls silent is closed C{idle} seconds after it; with
+        C{--log-payloads} the line is in the log.
+        """
+        server = self.startServer("--activity", "bytes", "--log-payloads")
         port = yield server.listeningPort()
         peer = yield connectPeer(port)
         peer.send(b"hello\n")
@@ -53,8 +58,8 @@ class TwistdHeartbeatTests(TestCase):
         self.assertLessEqual(silent, IDLE + INTERVAL + SLACK)
         yield server.waitFor(r"close fd 1: idle")
         log = "\n".join(server.lines)
-        self.assertIn("Client: Connect 1", log)
-        self.assertIn("receive fd 1: b'hello\\n'", log)
+        self.assertRegex(log, r"Client: Connect 1 from 127\.0\.0\.1:\d+")
+        self.assertIn("receive fd 1: b'hello\\n' (6 bytes)", log)
 
     @defer.inlineCallbacks
     def test_pingingClientStays(self) -> Generator[Any, Any, None]:

@@ -6,21 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application import strports
-from twisted.application.service import IService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
 from .._config import HeartbeatConfig, KeepAliveConfig
 from ..ping._config import PingServerConfig
-from ..ping._health import PingResponder
-from ._protocol import DemoFactory, fileHealthCheck
+from ._limitoptions import LIMIT_FLAGS, LIMIT_PARAMETERS, ServerLimits, checkLineLength
+from ._limits import withBacklog
+from ._workers import workersFromOptions
 
 __all__ = [
     "Options",
     "keepAliveFromOptions",
-    "makeService",
     "optionError",
     "portToEndpoint",
 ]
@@ -59,11 +56,14 @@ def _seconds(name: str, value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         raise usage.UsageError(
             f"--{name} must be a number of seconds: {value!r}"
         ) from None
+    if 0 < seconds < 0.01:
+        raise usage.UsageError(f"--{name} must be at least 0.01 s (10 ms): {value}")
+    return seconds
 
 
 def _whole(name: str, value: str) -> int:
@@ -214,7 +214,7 @@ class Options(usage.Options):
             "max-line-length",
             None,
             "1024",
-            "Longest line accepted, in bytes (16..1048576); a longer one "
+            "Longest line accepted, in bytes (16..65536); a longer one "
             "closes the connection.",
         ],
         [
@@ -222,6 +222,16 @@ class Options(usage.Options):
             None,
             None,
             "Answer ping with pong only while this file exists (a demo health check).",
+        ],
+        # Limits, activity and logging (docs/hardening.rst).
+        *LIMIT_PARAMETERS,
+        # All cores (server/_workers.py, docs/performance.rst).
+        [
+            "workers",
+            None,
+            None,
+            "Run N worker processes that share the port (SO_REUSEPORT; Linux); "
+            "a worker that exits is restarted.",
         ],
     ]
     optFlags = [
@@ -231,12 +241,20 @@ class Options(usage.Options):
             "Turn on OS TCP keepalive for every connection (implied by any "
             "--keep* or --user-timeout option).",
         ],
+        *LIMIT_FLAGS,
+        [
+            "reuse-port",
+            None,
+            "Listen with SO_REUSEPORT (Linux), so several servers can share the port.",
+        ],
     ]
 
     heartbeatConfig: HeartbeatConfig
     keepAliveConfig: KeepAliveConfig | None
     pingServerConfig: PingServerConfig
+    serverLimits: ServerLimits
     endpoint: str
+    workers: int | None
 
     def postOptions(self) -> None:
         """
@@ -253,35 +271,14 @@ class Options(usage.Options):
                 e, {"idle": "idle", "checkInterval": "check-interval", "port": "port"}
             ) from None
         self.keepAliveConfig = keepAliveFromOptions(self)
+        checkLineLength(self)
         self.pingServerConfig = _pingServerConfig(self)
+        self.workers = workersFromOptions(self)
+        self.serverLimits = ServerLimits.fromOptions(self)
+        self.endpoint = withBacklog(self.endpoint, self.serverLimits.backlog)
         from twisted.internet import reactor
 
         try:
             serverFromString(reactor, self.endpoint)  # type: ignore[no-untyped-call]
         except Exception as e:
             raise usage.UsageError(f"--port {self['port']!r}: {e}") from None
-
-
-def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
-    """
-    The demo server listening on C{options.endpoint}.
-
-    @param reactor: The reactor for the listening port and the heartbeat's
-        clock; the global reactor if L{None}.
-    """
-    clock: Any = reactor
-    path = options["health-check-file"]
-    responder = PingResponder(
-        options.pingServerConfig,
-        [fileHealthCheck(path)] if path else [],
-        clock=clock,
-    )
-    factory = DemoFactory(
-        heartbeatConfig=options.heartbeatConfig,
-        clock=clock,
-        keepAlive=options.keepAliveConfig,
-        pingResponder=responder,
-    )
-    kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
-    service: IService = strports.service(options.endpoint, factory, **kwargs)
-    return service
