@@ -141,7 +141,7 @@ class ScrapeTests(TestCase):
             "twistd",
             HEARTBEAT_WORKER="4",
         )
-        server = yield child.waitFor(r"ServerFactory starting on (\d+)", 20)
+        server = yield child.waitFor(r"Factory starting on (\d+)", 20)
         site = yield child.waitFor(r"Site starting on (\d+)", 20)
         port, metricsPort = int(server.group(1)), int(site.group(1))
         peers = []

@@ -38,9 +38,9 @@ def parse(*argv: str) -> Options:
 
 class OperationsOptionsTests(SynchronousTestCase):
     def test_defaults(self) -> None:
-        options = parse()
-        self.assertEqual(options.endpoints, ["tcp:6666"])
-        self.assertEqual(options.endpoint, "tcp:6666")
+        options = parse("--backlog", "50")
+        self.assertEqual(options.endpoints, ["tcp:6666:backlog=50"])
+        self.assertEqual(options.endpoint, "tcp:6666:backlog=50")
         self.assertIsNone(options.metricsEndpoint)
         self.assertEqual(options.drainConfig, DrainConfig(delay=0, grace=5))
         self.assertIsNone(options.maxAgeConfig)
@@ -48,9 +48,14 @@ class OperationsOptionsTests(SynchronousTestCase):
         self.assertEqual(options.worker, "0")
 
     def test_severalPorts(self) -> None:
-        options = parse("--port", "7000", "-p", "tcp6:7001", "--port=unix:/tmp/x")
-        self.assertEqual(options.endpoints, ["tcp:7000", "tcp6:7001", "unix:/tmp/x"])
-        self.assertEqual(options.endpoint, "tcp:7000")
+        options = parse(
+            "--port", "7000", "-p", "tcp6:7001", "--port=unix:/tmp/x", "--backlog=9"
+        )
+        self.assertEqual(
+            options.endpoints,
+            ["tcp:7000:backlog=9", "tcp6:7001:backlog=9", "unix:/tmp/x:backlog=9"],
+        )
+        self.assertEqual(options.endpoint, "tcp:7000:backlog=9")
 
     def test_metricsPort(self) -> None:
         self.assertEqual(

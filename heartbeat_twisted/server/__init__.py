@@ -7,8 +7,15 @@ from ._drain import DrainConfig, MaxAgeConfig
 from ._logformat import jsonLogger, jsonLogObserver
 from ._metrics import ServerMetrics
 from ._options import Options
-from ._protocol import DemoFactory, DemoProtocol, closeReason, fileHealthCheck
-from ._service import HeartbeatService, ServerFactory, makeService
+from ._protocol import (
+    DemoFactory,
+    DemoProtocol,
+    ServerFactory,
+    ServerProtocol,
+    closeReason,
+    fileHealthCheck,
+)
+from ._service import HeartbeatService, OperatedFactory, makeService
 
 __all__ = [
     "DemoFactory",
@@ -16,9 +23,11 @@ __all__ = [
     "DrainConfig",
     "HeartbeatService",
     "MaxAgeConfig",
+    "OperatedFactory",
     "Options",
     "ServerFactory",
     "ServerMetrics",
+    "ServerProtocol",
     "closeReason",
     "fileHealthCheck",
     "jsonLogObserver",

@@ -134,7 +134,8 @@ class ServerMetrics:
     C{worker}.
 
     @ivar factory: The server factory (C{opened}, C{live}, C{closed} by
-        reason, C{pingResponder}, C{heartbeatTracker}).
+        reason, C{gate.refused} by reason, C{pingResponder},
+        C{heartbeatTracker}).
     @ivar worker: The C{worker} label's value.
     """
 
@@ -173,23 +174,22 @@ class ServerMetrics:
             {},
             factory.opened,
         )
-        refused = getattr(factory, "refused", 0)
-        if isinstance(refused, Mapping):
-            for reason, count in sorted(refused.items()):
-                yield Sample(
-                    "heartbeat_connections_refused_total",
-                    "counter",
-                    "Connections refused when accepted, by reason.",
-                    {"reason": reason},
-                    count,
-                )
-        else:
+        gate = getattr(factory, "gate", None)
+        refused = _counted(getattr(gate, "refused", None))
+        yield Sample(
+            "heartbeat_connections_refused_total",
+            "counter",
+            "Connections refused when accepted (all reasons).",
+            {},
+            sum(refused.values()),
+        )
+        for reason, count in sorted(refused.items()):
             yield Sample(
-                "heartbeat_connections_refused_total",
+                "heartbeat_connections_refused_by_reason_total",
                 "counter",
-                "Connections refused when accepted.",
-                {},
-                refused,
+                "Connections refused when accepted, by reason.",
+                {"reason": reason},
+                count,
             )
         for reason, count in sorted(_counted(factory.closed).items()):
             yield Sample(

@@ -10,6 +10,8 @@ from twisted.python import usage
 
 from .._config import HeartbeatConfig, KeepAliveConfig
 from ..ping._config import PingServerConfig
+from ._limitoptions import LIMIT_FLAGS, LIMIT_PARAMETERS, ServerLimits, checkLineLength
+from ._limits import withBacklog
 from ._operations import OperationsOptionsMixin, portToEndpoint
 from ._workers import workersFromOptions
 
@@ -38,11 +40,14 @@ def _seconds(name: str, value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         raise usage.UsageError(
             f"--{name} must be a number of seconds: {value!r}"
         ) from None
+    if 0 < seconds < 0.01:
+        raise usage.UsageError(f"--{name} must be at least 0.01 s (10 ms): {value}")
+    return seconds
 
 
 def _whole(name: str, value: str) -> int:
@@ -186,7 +191,7 @@ class Options(OperationsOptionsMixin, usage.Options):
             "max-line-length",
             None,
             "1024",
-            "Longest line accepted, in bytes (16..1048576); a longer one "
+            "Longest line accepted, in bytes (16..65536); a longer one "
             "closes the connection.",
         ],
         [
@@ -195,6 +200,8 @@ class Options(OperationsOptionsMixin, usage.Options):
             None,
             "Answer ping with pong only while this file exists (a demo health check).",
         ],
+        # Limits, activity and logging (docs/hardening.rst).
+        *LIMIT_PARAMETERS,
         # All cores (server/_workers.py, docs/performance.rst).
         [
             "workers",
@@ -211,6 +218,7 @@ class Options(OperationsOptionsMixin, usage.Options):
             "Turn on OS TCP keepalive for every connection (implied by any "
             "--keep* or --user-timeout option).",
         ],
+        *LIMIT_FLAGS,
         [
             "reuse-port",
             None,
@@ -221,6 +229,7 @@ class Options(OperationsOptionsMixin, usage.Options):
     heartbeatConfig: HeartbeatConfig
     keepAliveConfig: KeepAliveConfig | None
     pingServerConfig: PingServerConfig
+    serverLimits: ServerLimits
     workers: int | None
 
     def postOptions(self) -> None:
@@ -237,6 +246,11 @@ class Options(OperationsOptionsMixin, usage.Options):
                 e, {"idle": "idle", "checkInterval": "check-interval"}
             ) from None
         self.keepAliveConfig = keepAliveFromOptions(self)
+        checkLineLength(self)
         self.pingServerConfig = _pingServerConfig(self)
         self.postOperations()
         self.workers = workersFromOptions(self)
+        self.serverLimits = ServerLimits.fromOptions(self)
+        backlog = self.serverLimits.backlog
+        self.endpoints = [withBacklog(e, backlog) for e in self.endpoints]
+        self.endpoint = self.endpoints[0]

@@ -26,18 +26,18 @@ from ._drain import ConnectionSet, Drainer, MaxAge
 from ._logformat import jsonLogger
 from ._metrics import ReactorLag, Sample, ServerMetrics, metricsSite
 from ._options import Options
-from ._protocol import DemoFactory, DemoProtocol, fileHealthCheck
+from ._protocol import ServerFactory, ServerProtocol, fileHealthCheck
 from ._reuseport import parseListenAddress, reusePortSocket
 from ._workers import WorkerSupervisor, becomeWorker, supervisorLogfile, workerArgv
 
-__all__ = ["HeartbeatService", "ServerFactory", "makeService"]
+__all__ = ["HeartbeatService", "OperatedFactory", "makeService"]
 
 _log = Logger()
 
 
-class ServerFactory(DemoFactory):
+class OperatedFactory(ServerFactory):
     """
-    The factory of C{twistd heartbeat}: a L{DemoFactory} that also knows
+    The factory of C{twistd heartbeat}: a L{ServerFactory} that also knows
     its open connections (to tell them to go) and their maximum age.
 
     @ivar connections: The open connections.
@@ -55,14 +55,14 @@ class ServerFactory(DemoFactory):
         self.connections = connections if connections is not None else ConnectionSet()
         self.maxAge = maxAge
 
-    def connected(self, protocol: DemoProtocol) -> int:
+    def connected(self, protocol: ServerProtocol) -> int:
         number = super().connected(protocol)
         self.connections.add(protocol)
         if self.maxAge is not None:
             self.maxAge.start(protocol)
         return number
 
-    def disconnected(self, protocol: DemoProtocol, reason: str) -> None:
+    def disconnected(self, protocol: ServerProtocol, reason: str) -> None:
         if self.maxAge is not None:
             self.maxAge.stop(protocol)
         super().disconnected(protocol, reason)
@@ -130,7 +130,7 @@ class HeartbeatService(MultiService):
     def __init__(
         self,
         endpoints: list[str],
-        factory: ServerFactory,
+        factory: OperatedFactory,
         drainer: Drainer,
         reactor: Any = None,
         keepAlive: KeepAliveConfig | None = None,
@@ -279,13 +279,17 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
             clock,
             closeGrace=options.heartbeatConfig.closeGrace,
         )
-    factory = ServerFactory(
+    limits = options.serverLimits
+    factory = OperatedFactory(
         heartbeatConfig=options.heartbeatConfig,
         clock=clock,
         keepAlive=options.keepAliveConfig,
         pingResponder=responder,
         connections=connections,
         maxAge=maxAge,
+        limits=limits.limits,
+        activity=limits.activity,
+        logConfig=limits.logConfig,
     )
     lag = ReactorLag(clock=clock)
     metrics = ServerMetrics(
