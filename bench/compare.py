@@ -20,7 +20,8 @@ The server options that differ from the defaults: C{--min-ping-interval
 0.000001} (a closed loop pings far faster than the default flood limit
 allows; the check still runs and never trips), a listen backlog of 1,024
 (for the fleet's connection storm) and, in the fleet, C{--idle 15} (the
-default 5 s would close clients that ping every 5 s).
+default 5 s would close clients that ping every 5 s) and no per-address
+connection limits (the fleet comes from one address).
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ from pathlib import Path
 
 from _common import machineLines, positiveFloat, positiveInt, summarize, table
 from _servers import (
-    PYTHON,
     Server,
     freePort,
     hasOption,
+    limitsOff,
+    plainArgv,
     priority,
-    servePlain,
     twistdArgv,
 )
 from loadgen import LoadResult, build, runLoad
@@ -70,7 +71,7 @@ def variants(checkFile: str) -> dict[str, Callable[[int, str], list[str]]]:
         return argv
 
     found: dict[str, Callable[[int, str], list[str]]] = {
-        "plain": lambda port, _: [PYTHON, __file__, "--serve-plain", str(port)],
+        "plain": lambda port, _: plainArgv(port),
         "heartbeat": heartbeat(),
     }
     if eagerOff is not None:
@@ -184,7 +185,7 @@ def fleet(args: argparse.Namespace, names: list[str], checkFile: str) -> None:
                 base = argv
 
                 def argv(port: int, log: str, base: Callable = base) -> list[str]:  # type: ignore[type-arg]
-                    return [*base(port, log), "--idle", "15"]
+                    return [*base(port, log), "--idle", "15", *limitsOff()]
 
             server = start(name, argv, [])
             try:
@@ -349,10 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run at autogroup nice -20 (root; a shared machine)",
     )
-    parser.add_argument("--serve-plain", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.serve_plain is not None:
-        return servePlain(args.serve_plain)
     build()
     with (
         tempfile.NamedTemporaryFile(prefix="hb-health-") as check,

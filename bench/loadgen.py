@@ -182,6 +182,8 @@ class LoadResult:
         the server closed: from its last sent byte to the FIN seen here.
     @ivar serverUser: Server user CPU seconds in the window (also
         C{serverSystem}); L{None} without a server pid.
+    @ivar serverRssAtStart: Server resident bytes as the window opens
+        (C{serverRss}: as it closes).
     @ivar raw: Each process's own JSON result.
     """
 
@@ -193,6 +195,7 @@ class LoadResult:
         self.serverUser: float | None = None
         self.serverSystem: float | None = None
         self.serverRss: int | None = None
+        self.serverRssAtStart: int | None = None
         self.raw: list[dict[str, Any]] = []
 
     def total(self, key: str) -> int:
@@ -340,6 +343,8 @@ def runLoad(
             _expect(process, "connected", connectTimeout + 30)
         time.sleep(warmup)  # a fixed warm-up, not synchronisation
         before = server.cpu() if server else None
+        if server is not None:
+            result.serverRssAtStart = server.rss()
         for process in running:
             assert process.stdin is not None
             process.stdin.write("go\n")
