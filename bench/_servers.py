@@ -164,12 +164,11 @@ class Server:
             os.sched_setaffinity(self.process.pid, cpus)
         self.tree = ProcessTree(self.process.pid)
         try:
-            waitListening(port, timeout=120)
+            waitListening(port, timeout=120, alive=lambda: self.process.poll() is None)
         except Exception:
+            output = self.output()
             self.stop()
-            raise RuntimeError(
-                f"{name}: not listening; log:\n{self.output()}"
-            ) from None
+            raise RuntimeError(f"{name}: not listening; output:\n{output}") from None
         self.baseRss = self.tree.rss()
 
     def output(self) -> str:

@@ -26,7 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -84,10 +84,16 @@ def build() -> Path:
     return binary
 
 
-def waitListening(port: int, host: str = "127.0.0.1", timeout: float = 60) -> None:
+def waitListening(
+    port: int,
+    host: str = "127.0.0.1",
+    timeout: float = 60,
+    alive: Callable[[], bool] = lambda: True,
+) -> None:
     """
     Return once something accepts connections on C{host:port}; raise
-    L{RuntimeError} after C{timeout} seconds.
+    L{RuntimeError} after C{timeout} seconds, or as soon as C{alive()}
+    (the server process still runs) is false.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -95,7 +101,7 @@ def waitListening(port: int, host: str = "127.0.0.1", timeout: float = 60) -> No
             socket.create_connection((host, port), timeout=1).close()
             return
         except OSError:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or not alive():
                 raise RuntimeError(f"nothing listens on {host}:{port}") from None
             time.sleep(0.05)
 
