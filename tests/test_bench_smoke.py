@@ -187,6 +187,8 @@ class BenchSmokeTests(SynchronousTestCase):
         self.requireCompiler()
         out = self.runBench(
             "compare.py",
+            "--variants",
+            "heartbeat",
             "--rounds",
             "1",
             "--duration",
