@@ -353,7 +353,7 @@ class ReadmeMixinTests(SynchronousTestCase):
         factory.heartbeatClock = clock
         connection = connect(factory)
         connection.receive(b"hi\r\n")
-        self.assertEqual(connection.transport.value(), b"you said: hi\r\n")
+        self.assertEqual(connection.transport.value(), b"you said: hi\n")
         clock.pump([1] * 29)
         self.assertFalse(connection.closed)
         clock.advance(1)

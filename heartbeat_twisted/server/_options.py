@@ -6,21 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application import strports
-from twisted.application.service import IService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
 from .._config import HeartbeatConfig, KeepAliveConfig
 from ..ping._config import PingServerConfig
-from ..ping._health import PingResponder
-from ._protocol import DemoFactory, fileHealthCheck
+from ._workers import workersFromOptions
 
 __all__ = [
     "Options",
     "keepAliveFromOptions",
-    "makeService",
     "optionError",
     "portToEndpoint",
 ]
@@ -223,6 +218,14 @@ class Options(usage.Options):
             None,
             "Answer ping with pong only while this file exists (a demo health check).",
         ],
+        # All cores (server/_workers.py, docs/performance.rst).
+        [
+            "workers",
+            None,
+            None,
+            "Run N worker processes that share the port (SO_REUSEPORT; Linux); "
+            "a worker that exits is restarted.",
+        ],
     ]
     optFlags = [
         [
@@ -231,12 +234,18 @@ class Options(usage.Options):
             "Turn on OS TCP keepalive for every connection (implied by any "
             "--keep* or --user-timeout option).",
         ],
+        [
+            "reuse-port",
+            None,
+            "Listen with SO_REUSEPORT (Linux), so several servers can share the port.",
+        ],
     ]
 
     heartbeatConfig: HeartbeatConfig
     keepAliveConfig: KeepAliveConfig | None
     pingServerConfig: PingServerConfig
     endpoint: str
+    workers: int | None
 
     def postOptions(self) -> None:
         """
@@ -254,34 +263,10 @@ class Options(usage.Options):
             ) from None
         self.keepAliveConfig = keepAliveFromOptions(self)
         self.pingServerConfig = _pingServerConfig(self)
+        self.workers = workersFromOptions(self)
         from twisted.internet import reactor
 
         try:
             serverFromString(reactor, self.endpoint)  # type: ignore[no-untyped-call]
         except Exception as e:
             raise usage.UsageError(f"--port {self['port']!r}: {e}") from None
-
-
-def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
-    """
-    The demo server listening on C{options.endpoint}.
-
-    @param reactor: The reactor for the listening port and the heartbeat's
-        clock; the global reactor if L{None}.
-    """
-    clock: Any = reactor
-    path = options["health-check-file"]
-    responder = PingResponder(
-        options.pingServerConfig,
-        [fileHealthCheck(path)] if path else [],
-        clock=clock,
-    )
-    factory = DemoFactory(
-        heartbeatConfig=options.heartbeatConfig,
-        clock=clock,
-        keepAlive=options.keepAliveConfig,
-        pingResponder=responder,
-    )
-    kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
-    service: IService = strports.service(options.endpoint, factory, **kwargs)
-    return service
