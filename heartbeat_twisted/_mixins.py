@@ -16,7 +16,7 @@ from ._config import HeartbeatConfig, KeepAliveConfig
 from ._hooks import Method, callsFirst, hookMethod
 from ._keepalive import KeepAliveResult, enableKeepAlive, logOnce
 from ._tracker import IdleEntry, IdleTracker, checkIdle, sharedTracker
-from ._writepath import observeWrites
+from ._writepath import writePathFor
 
 __all__ = ["HeartbeatFactoryMixin", "HeartbeatMixin"]
 
@@ -269,19 +269,25 @@ class HeartbeatMixin:
 
     def _heartbeatCountWrites(self, transport: Any, entry: IdleEntry) -> None:
         """
-        Make this connection's writes record activity too.
+        Make bytes that leave the process count as activity: what the
+        kernel accepts from this connection's send buffer (or an eager
+        send), not C{write()} calls, so a peer that stops reading goes
+        idle while its buffer is full.  On a transport that is not carried
+        by a Twisted TCP connection nothing outbound counts (logged).
         """
         seconds = self._heartbeatSeconds
 
-        def wrote() -> None:
+        def progressed(count: int) -> None:
             entry.last = seconds()
 
-        self._heartbeatUnobserve = observeWrites(transport, wrote)
-        if self._heartbeatUnobserve is None:
+        path = writePathFor(transport)
+        if path is None:
             self._heartbeatLog.warn(
-                "countOutbound ignored: cannot observe writes on {transport!r}",
+                "countOutbound ignored: cannot see what leaves {transport!r}",
                 transport=transport,
             )
+            return
+        self._heartbeatUnobserve = path.observeProgress(progressed)
 
     def _heartbeatStop(self) -> None:
         entry, self._heartbeatEntry = self._heartbeatEntry, None
