@@ -130,11 +130,16 @@ class HeartbeatMixin:
     _heartbeatUnobserve: Callable[[], None] | None = None
     heartbeatCloseReason: str | None = None
     keepAliveResult: KeepAliveResult | None = None
+    #: What counts as activity: C{"bytes"} (every received chunk; the
+    #: mixin hooks C{dataReceived}) or C{"manual"} (only calls to
+    #: L{heartbeatTouch}: for a protocol that counts lines or pings).
+    heartbeatActivity = "bytes"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         hookMethod(cls, "makeConnection", _MARK, _hookMakeConnection)
-        hookMethod(cls, "dataReceived", _MARK, _hookDataReceived)
+        if cls.heartbeatActivity == "bytes":
+            hookMethod(cls, "dataReceived", _MARK, _hookDataReceived)
         hookMethod(cls, "connectionLost", _MARK, callsFirst("_heartbeatStop"))
         hookMethod(cls, "heartbeatTimedOut", _MARK, _hookTimedOut)
 
@@ -178,6 +183,15 @@ class HeartbeatMixin:
         entry, tracker = self._heartbeatEntry, self._heartbeatTracker
         if entry is not None and tracker is not None:
             tracker.setIdle(entry, seconds)
+
+    def heartbeatTouch(self) -> None:
+        """
+        Count activity now, for a class whose C{heartbeatActivity} is
+        C{"manual"}: one timestamp store.
+        """
+        entry = self._heartbeatEntry
+        if entry is not None:
+            entry.last = self._heartbeatSeconds()
 
     def heartbeatTimedOut(self) -> None:
         """

@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from heartbeat_twisted.server import _workers
+from heartbeat_twisted.server._limits import defaultBacklog
 from heartbeat_twisted.server._options import Options
 from heartbeat_twisted.server._reuseport import (
     ReusePortService,
@@ -143,7 +144,8 @@ class OptionTests(SynchronousTestCase):
         self.assertEqual(service.count, 2)
         listener = makeService(parse("--reuse-port", "--port", "7000"))
         self.assertIsInstance(listener, ReusePortService)
-        self.assertEqual(listener.address, (7000, "", 50))
+        # --backlog's default reaches the listener (docs/hardening.rst).
+        self.assertEqual(listener.address, (7000, "", defaultBacklog()))
 
 
 class TagTests(SynchronousTestCase):

@@ -4,13 +4,22 @@ options and its service.
 """
 
 from ._options import Options
-from ._protocol import DemoFactory, DemoProtocol, closeReason, fileHealthCheck
+from ._protocol import (
+    DemoFactory,
+    DemoProtocol,
+    ServerFactory,
+    ServerProtocol,
+    closeReason,
+    fileHealthCheck,
+)
 from ._service import makeService
 
 __all__ = [
     "DemoFactory",
     "DemoProtocol",
     "Options",
+    "ServerFactory",
+    "ServerProtocol",
     "closeReason",
     "fileHealthCheck",
     "makeService",

@@ -11,6 +11,8 @@ from twisted.python import usage
 
 from .._config import HeartbeatConfig, KeepAliveConfig
 from ..ping._config import PingServerConfig
+from ._limitoptions import LIMIT_FLAGS, LIMIT_PARAMETERS, ServerLimits, checkLineLength
+from ._limits import withBacklog
 from ._workers import workersFromOptions
 
 __all__ = [
@@ -54,11 +56,14 @@ def _seconds(name: str, value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         raise usage.UsageError(
             f"--{name} must be a number of seconds: {value!r}"
         ) from None
+    if 0 < seconds < 0.01:
+        raise usage.UsageError(f"--{name} must be at least 0.01 s (10 ms): {value}")
+    return seconds
 
 
 def _whole(name: str, value: str) -> int:
@@ -209,7 +214,7 @@ class Options(usage.Options):
             "max-line-length",
             None,
             "1024",
-            "Longest line accepted, in bytes (16..1048576); a longer one "
+            "Longest line accepted, in bytes (16..65536); a longer one "
             "closes the connection.",
         ],
         [
@@ -218,6 +223,8 @@ class Options(usage.Options):
             None,
             "Answer ping with pong only while this file exists (a demo health check).",
         ],
+        # Limits, activity and logging (docs/hardening.rst).
+        *LIMIT_PARAMETERS,
         # All cores (server/_workers.py, docs/performance.rst).
         [
             "workers",
@@ -234,6 +241,7 @@ class Options(usage.Options):
             "Turn on OS TCP keepalive for every connection (implied by any "
             "--keep* or --user-timeout option).",
         ],
+        *LIMIT_FLAGS,
         [
             "reuse-port",
             None,
@@ -244,6 +252,7 @@ class Options(usage.Options):
     heartbeatConfig: HeartbeatConfig
     keepAliveConfig: KeepAliveConfig | None
     pingServerConfig: PingServerConfig
+    serverLimits: ServerLimits
     endpoint: str
     workers: int | None
 
@@ -262,8 +271,11 @@ class Options(usage.Options):
                 e, {"idle": "idle", "checkInterval": "check-interval", "port": "port"}
             ) from None
         self.keepAliveConfig = keepAliveFromOptions(self)
+        checkLineLength(self)
         self.pingServerConfig = _pingServerConfig(self)
         self.workers = workersFromOptions(self)
+        self.serverLimits = ServerLimits.fromOptions(self)
+        self.endpoint = withBacklog(self.endpoint, self.serverLimits.backlog)
         from twisted.internet import reactor
 
         try:

@@ -13,7 +13,7 @@ from twisted.internet.interfaces import IReactorCore
 
 from ..ping._health import PingResponder
 from ._options import Options
-from ._protocol import DemoFactory, fileHealthCheck
+from ._protocol import ServerFactory, fileHealthCheck
 from ._reuseport import ReusePortService
 from ._workers import WorkerSupervisor, becomeWorker, supervisorLogfile, workerArgv
 
@@ -41,11 +41,15 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         [fileHealthCheck(path)] if path else [],
         clock=clock,
     )
-    factory = DemoFactory(
+    limits = options.serverLimits
+    factory = ServerFactory(
         heartbeatConfig=options.heartbeatConfig,
         clock=clock,
         keepAlive=options.keepAliveConfig,
         pingResponder=responder,
+        limits=limits.limits,
+        activity=limits.activity,
+        logConfig=limits.logConfig,
     )
     if options["reuse-port"]:
         from twisted.internet import reactor as running
