@@ -17,6 +17,7 @@ from heartbeat_twisted import (
     HeartbeatConfig,
     IdleTracker,
 )
+from heartbeat_twisted._time import decisionSeconds, useMonotonicTime
 from heartbeat_twisted._tracker import IdleEntry
 from heartbeat_twisted.testing import TurnClock
 
@@ -450,3 +451,80 @@ class DeadlineTests(SynchronousTestCase):
         clock.advance(1)
         self.assertEqual(fired, [2])
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class ClockStepTests(SynchronousTestCase):
+    """
+    Issue 10.2: idle decisions follow a monotonic clock; the scheduler may
+    follow the wall clock.  Here C{wall} schedules the sweeps (a reactor on
+    the wall clock) and C{mono} is the tracker's time source.
+    """
+
+    def setUp(self) -> None:
+        self.wall, self.mono = Clock(), Clock()
+        self.wall.advance(1_700_000_000)
+        self.tracker = IdleTracker(
+            HeartbeatConfig(idle=2, checkInterval=0.5), self.wall, self.mono.seconds
+        )
+        self.busy = Owner(self.tracker, self.mono)
+        self.silent = Owner(self.tracker, self.mono)
+
+    def passTime(self, seconds: float) -> None:
+        """
+        Real time passes: both clocks move; the busy owner sends each 0.25 s.
+        """
+        for _ in range(round(seconds / 0.25)):
+            self.mono.advance(0.25)
+            self.tracker.touch(self.busy.entry)
+            self.wall.advance(0.25)
+
+    def test_forwardStepClosesNothingEarly(self) -> None:
+        self.passTime(1)
+        self.wall.advance(120)  # the wall clock steps: every timer fires now
+        self.assertEqual((self.busy.timedOutAt, self.silent.timedOutAt), ([], []))
+        self.passTime(0.75)
+        self.assertEqual(self.silent.timedOutAt, [])
+        self.passTime(0.25)  # 2 s of real silence
+        self.assertEqual(self.silent.timedOutAt, [2.0])
+        self.passTime(10)
+        self.assertEqual(self.busy.timedOutAt, [])
+
+    def test_backwardStepKeepsDecisionsOnMonotonicTime(self) -> None:
+        """
+        The wall clock steps back an hour: on a scheduler that follows it,
+        no sweep runs until it catches up (what a library user's reactor
+        does; C{twistd heartbeat} runs its reactor on monotonic time, see
+        L{UseMonotonicTimeTests}); the tracker's own times do not go back,
+        so no decision is made on a negative silence and the first sweep
+        after decides on the real one.
+        """
+        self.passTime(1)
+        self.wall.rightNow -= 3600
+        self.mono.advance(5)  # the held-back sweeps
+        self.assertEqual(self.silent.timedOutAt, [])
+        self.wall.rightNow += 3600
+        self.wall.advance(0.5)
+        self.assertEqual(self.silent.timedOutAt, [6.0])
+
+
+class UseMonotonicTimeTests(SynchronousTestCase):
+    def test_reactorRunsOnMonotonicTime(self) -> None:
+        import time
+
+        from twisted.internet.selectreactor import SelectReactor
+
+        reactor = SelectReactor()  # type: ignore[no-untyped-call]
+        self.addCleanup(reactor.disconnectAll)
+        pending = reactor.callLater(30, lambda: None)
+        self.assertTrue(useMonotonicTime(reactor))
+        self.assertIs(reactor.seconds, time.monotonic)
+        self.assertLess(abs(pending.getTime() - time.monotonic() - 30), 5)
+        later = reactor.callLater(10, lambda: None)
+        self.assertLess(abs(later.getTime() - time.monotonic() - 10), 5)
+        self.assertTrue(useMonotonicTime(reactor))  # idempotent
+        self.assertFalse(useMonotonicTime(Clock()))
+        for call in (pending, later):
+            call.cancel()
+        self.assertEqual(decisionSeconds(reactor), time.monotonic)
+        clock = Clock()
+        self.assertEqual(decisionSeconds(clock), clock.seconds)

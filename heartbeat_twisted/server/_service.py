@@ -11,6 +11,7 @@ from twisted.application import strports
 from twisted.application.service import IService
 from twisted.internet.interfaces import IReactorCore
 
+from .._time import useMonotonicTime
 from ..ping._health import PingResponder
 from ._options import Options
 from ._protocol import ServerFactory, fileHealthCheck
@@ -25,8 +26,14 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     The demo server listening on C{options.endpoint}.
 
     @param reactor: The reactor for the listening port and the heartbeat's
-        clock; the global reactor if L{None}.
+        clock; the global reactor if L{None}, which this process owns: its
+        timed calls then run on a monotonic clock (a step of the system
+        clock must neither close live connections nor keep dead ones).
     """
+    if reactor is None:
+        from twisted.internet import reactor as owned
+
+        useMonotonicTime(owned)
     if options.workers is not None:
         from twisted.internet import reactor as running
 
