@@ -5,7 +5,6 @@ Tests for L{HeartbeatMixin} and L{HeartbeatFactoryMixin}, in simulated time.
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from typing import Any
 
 from twisted.internet.error import ConnectionAborted
@@ -433,24 +432,6 @@ class RefusedClientTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
 
-def docsExample(name: str) -> dict[str, Any]:
-    """
-    Run the C{.. code-block::} of docs/heartbeat.rst named C{name}; return
-    its namespace.
-    """
-    page = Path(__file__).resolve().parent.parent / "docs" / "heartbeat.rst"
-    lines = page.read_text(encoding="utf-8").splitlines()
-    start = lines.index(f"   :name: {name}") + 1
-    body: list[str] = []
-    for line in lines[start:]:
-        if line.strip() and not line.startswith("   "):
-            break
-        body.append(line[3:])
-    namespace: dict[str, Any] = {"__name__": f"docs_{name}"}
-    exec(compile("\n".join(body), f"heartbeat.rst:{name}", "exec"), namespace)
-    return namespace
-
-
 class PerConnectionIdleTests(SynchronousTestCase):
     def test_setIdleFromMixin(self) -> None:
         clock = Clock()
@@ -484,7 +465,7 @@ class PerConnectionIdleTests(SynchronousTestCase):
         The broker of docs/heartbeat.rst: 10 s before CONNECT, then 1.5 x
         the keepalive the client sent, counted from its last byte; 0 never.
         """
-        factory = docsExample("example-mqtt")["factory"]
+        factory = runExample("example-mqtt")["factory"]
         clock = Clock()
         idle4, mute, idle0 = (connect(factory, clock=clock) for _ in range(3))
         idle4.receive(b"CONNECT 4\n")
