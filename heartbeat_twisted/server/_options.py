@@ -14,6 +14,7 @@ from ..ping._config import PingServerConfig
 from ._limitoptions import LIMIT_FLAGS, LIMIT_PARAMETERS, ServerLimits, checkLineLength
 from ._limits import withBacklog
 from ._workers import workersFromOptions
+from ._writeoptions import WRITE_FLAGS, WRITE_PARAMETERS, WriteSettings
 
 __all__ = [
     "Options",
@@ -225,6 +226,8 @@ class Options(usage.Options):
         ],
         # Limits, activity and logging (docs/hardening.rst).
         *LIMIT_PARAMETERS,
+        # Eager sends, bounded unsent output (docs/writepath.rst).
+        *WRITE_PARAMETERS,
         # All cores (server/_workers.py, docs/performance.rst).
         [
             "workers",
@@ -242,6 +245,7 @@ class Options(usage.Options):
             "--keep* or --user-timeout option).",
         ],
         *LIMIT_FLAGS,
+        *WRITE_FLAGS,
         [
             "reuse-port",
             None,
@@ -253,6 +257,7 @@ class Options(usage.Options):
     keepAliveConfig: KeepAliveConfig | None
     pingServerConfig: PingServerConfig
     serverLimits: ServerLimits
+    writeSettings: WriteSettings
     endpoint: str
     workers: int | None
 
@@ -275,6 +280,7 @@ class Options(usage.Options):
         self.pingServerConfig = _pingServerConfig(self)
         self.workers = workersFromOptions(self)
         self.serverLimits = ServerLimits.fromOptions(self)
+        self.writeSettings = WriteSettings.fromOptions(self)
         self.endpoint = withBacklog(self.endpoint, self.serverLimits.backlog)
         from twisted.internet import reactor
 

@@ -51,6 +51,7 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         activity=limits.activity,
         logConfig=limits.logConfig,
     )
+    factory.writeSettings = options.writeSettings
     if options["reuse-port"]:
         from twisted.internet import reactor as running
 
