@@ -20,6 +20,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 from _common import machineLines, positiveFloat, positiveInt, summarize, table
 from _servers import PYTHON, Server, freePort, priority
@@ -75,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run at autogroup nice -20 (root; a shared machine)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile the eager server (cProfile) under the same load",
+    )
+    parser.add_argument("--top", type=positiveInt, default=15)
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
@@ -158,7 +165,72 @@ def main(argv: list[str] | None = None) -> int:
             rows,
         )
     )
+    if args.profile:
+        profile(args, serverCpus, clientCpus)
     return 0
+
+
+def profile(
+    args: argparse.Namespace, serverCpus: list[int], clientCpus: list[int]
+) -> None:
+    """
+    The eager server under C{cProfile} for one window: the functions that
+    take the most time, in microseconds per pong (profiled, so inflated;
+    the shares are what count).
+    """
+    import pstats
+    import tempfile
+
+    out = tempfile.mktemp(prefix="hb-eager-", suffix=".prof")
+    port = freePort()
+    argv = [PYTHON, "-m", "cProfile", "-o", out, os.path.abspath(__file__)]
+    server = Server(
+        "eager (profiled)", [*argv, "--serve", "eager", str(port)], port, serverCpus
+    )
+    try:
+        result = runLoad(
+            port,
+            args.connections,
+            duration=args.duration,
+            warmup=1.0,
+            server=server.tree,
+            cpus=clientCpus,
+        )
+    finally:
+        server.stop()
+    try:
+        stats = pstats.Stats(out)
+    finally:
+        if os.path.exists(out):
+            os.unlink(out)
+    entries: Any = stats.stats  # type: ignore[attr-defined]
+    # Every ping of the whole run (warm-up included) is one lineReceived.
+    pongs = max(
+        [1]
+        + [
+            calls
+            for (path, _, name), (_, calls, *_) in entries.items()
+            if name == "lineReceived" and path.endswith("eager.py")
+        ]
+    )
+    rows = []
+    for (path, line, name), (_, calls, tottime, cumtime, _) in sorted(
+        entries.items(), key=lambda item: -item[1][2]
+    )[: args.top]:
+        where = f"{os.path.basename(path)}:{line}" if line else path
+        rows.append(
+            [
+                f"{name} ({where})",
+                f"{calls / pongs:.2f}",
+                f"{tottime / pongs * 1e6:.2f}",
+                f"{cumtime / pongs * 1e6:.2f}",
+            ]
+        )
+    print(
+        f"\nprofile: eager server under cProfile ({result.rate:,.0f} pongs/s "
+        f"profiled), {pongs:,} pongs in the whole run; top {args.top} by own time"
+    )
+    print(table(["function", "calls/pong", "own us/pong", "cum us/pong"], rows))
 
 
 if __name__ == "__main__":
