@@ -293,7 +293,7 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     )
     lag = ReactorLag(clock=clock)
     metrics = ServerMetrics(
-        factory, options.worker, lag, _extraSamples(drainer, maxAge)
+        factory, options.worker, lag, _extraSamples(drainer, factory)
     )
     service = HeartbeatService(
         options.endpoints,
@@ -315,8 +315,9 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     return service
 
 
-def _extraSamples(drainer: Drainer, maxAge: MaxAge | None) -> Any:
+def _extraSamples(drainer: Drainer, factory: OperatedFactory) -> Any:
     def samples() -> Any:
+        maxAge = factory.maxAge
         yield Sample(
             "heartbeat_draining",
             "gauge",
