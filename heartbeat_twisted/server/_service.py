@@ -298,9 +298,10 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         activity=limits.activity,
         logConfig=limits.logConfig,
     )
+    factory.writeSettings = options.writeSettings
     lag = ReactorLag(clock=clock)
     metrics = ServerMetrics(
-        factory, options.worker, lag, _extraSamples(drainer, maxAge)
+        factory, options.worker, lag, _extraSamples(drainer, factory)
     )
     service = HeartbeatService(
         options.endpoints,
@@ -322,8 +323,9 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     return service
 
 
-def _extraSamples(drainer: Drainer, maxAge: MaxAge | None) -> Any:
+def _extraSamples(drainer: Drainer, factory: OperatedFactory) -> Any:
     def samples() -> Any:
+        maxAge = factory.maxAge
         yield Sample(
             "heartbeat_draining",
             "gauge",
