@@ -93,6 +93,10 @@ def confirmKeepAlive(port: object, config: KeepAliveConfig) -> KeepAliveResult:
         return KeepAliveResult.notApplicable(f"{type(port).__qualname__} has no socket")
     sock = socket.socket(fileno=os.dup(fileno()))
     try:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return KeepAliveResult.notApplicable(
+                f"not a TCP socket ({sock.family.name})"
+            )
         return enableKeepAlive(_ListeningSocket(sock), config)
     finally:
         sock.close()
