@@ -18,7 +18,8 @@ from twisted.python.failure import Failure
 
 from .._mixins import HeartbeatFactoryMixin, HeartbeatMixin
 from ..ping._answering import PingAnswerMixin
-from ..ping._health import HealthCheck, HealthCheckError, PingResponder
+from ..ping._config import HealthCheck, PingServerConfig
+from ..ping._health import HealthCheckError
 
 __all__ = [
     "DemoFactory",
@@ -99,19 +100,27 @@ class DemoFactory(HeartbeatFactoryMixin, Factory):
     @ivar opened: Connections made so far (the next C{fd} is this plus one).
     @ivar live: Connections open now.
     @ivar closed: Closed connections by reason.
-    @ivar pingResponder: Ping limits, health checks and counters.
+    @ivar pingServerConfig: Ping limits and health checks (the defaults if
+        L{None}); the counters are C{pingCounters} once a client connected.
     """
 
     protocol = DemoProtocol
     noisy = False
+    pingServerConfig: PingServerConfig | None = None
 
     def __init__(
-        self, *args: Any, pingResponder: PingResponder | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        pingServerConfig: PingServerConfig | None = None,
+        pingResponder: Any = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        if pingResponder is None:
-            pingResponder = PingResponder(clock=self.heartbeatClock)
-        self.pingResponder = pingResponder
+        if pingServerConfig is not None:
+            self.pingServerConfig = pingServerConfig
+        if pingResponder is not None:
+            # Deprecated: the answering mixin warns when it finds it.
+            self.pingResponder = pingResponder
         self.opened = 0
         self.live = 0
         self.closed: Counter[str] = Counter()
