@@ -123,7 +123,7 @@ class AMPFraming:
         """
         Send L{GoAway}.
         """
-        self.protocol.callRemote(GoAway, grace=grace, reason=reason)
+        self.protocol.callRemote(GoAway, grace=float(grace), reason=reason)
 
     # Pinging side.
 
