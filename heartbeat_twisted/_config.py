@@ -63,8 +63,14 @@ class HeartbeatConfig:
     @ivar checkInterval: Seconds between sweeps (Swoole's
         C{heartbeat_check_interval}); C{0 < checkInterval <= idle}.  Given as
         L{None}, it is L{defaultCheckInterval}C{(idle)}.
-    @ivar countOutbound: If C{True}, bytes the protocol writes also count as
-        activity; by default only received bytes do.
+    @ivar countOutbound: If C{True}, bytes that leave the process also
+        count as activity: what the kernel accepts from the connection's
+        send buffer, not C{write()} calls, so a download to a peer that
+        reads but sends nothing stays open while a peer that stops reading
+        is still closed at C{idle}.  Only Twisted TCP connections (also
+        under TLS) can tell; on other transports nothing outbound counts.
+        By default (C{False}) only received bytes count, as in Swoole: a
+        long download to a peer that sends nothing is cut at C{idle}.
     @ivar closeGrace: Seconds a timed-out connection may take to close
         cleanly (flushing what it has queued) before it is aborted; C{>= 0}.
     """

@@ -16,7 +16,7 @@ from ._config import HeartbeatConfig, KeepAliveConfig
 from ._hooks import Method, callsFirst, fromFactory, hookMethod
 from ._keepalive import KeepAliveResult, enableKeepAlive, logOnce
 from ._tracker import IdleEntry, IdleTracker
-from ._writepath import observeWrites
+from ._writepath import writePathFor
 
 __all__ = ["HeartbeatFactoryMixin", "HeartbeatMixin"]
 
@@ -70,11 +70,16 @@ class HeartbeatMixin:
     _heartbeatUnobserve: Callable[[], None] | None = None
     heartbeatCloseReason: str | None = None
     keepAliveResult: KeepAliveResult | None = None
+    #: What counts as activity: C{"bytes"} (every received chunk; the
+    #: mixin hooks C{dataReceived}) or C{"manual"} (only calls to
+    #: L{heartbeatTouch}: for a protocol that counts lines or pings).
+    heartbeatActivity = "bytes"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         hookMethod(cls, "makeConnection", _MARK, callsFirst("_heartbeatStart", True))
-        hookMethod(cls, "dataReceived", _MARK, _hookDataReceived)
+        if cls.heartbeatActivity == "bytes":
+            hookMethod(cls, "dataReceived", _MARK, _hookDataReceived)
         hookMethod(cls, "connectionLost", _MARK, callsFirst("_heartbeatStop"))
 
     def heartbeatTracker(self) -> IdleTracker:
@@ -89,6 +94,15 @@ class HeartbeatMixin:
             "Mix heartbeat_twisted.HeartbeatFactoryMixin into the factory and "
             "give it a heartbeatConfig.",
         )
+
+    def heartbeatTouch(self) -> None:
+        """
+        Count activity now, for a class whose C{heartbeatActivity} is
+        C{"manual"}: one timestamp store.
+        """
+        entry = self._heartbeatEntry
+        if entry is not None:
+            entry.last = self._heartbeatSeconds()
 
     def heartbeatTimedOut(self) -> None:
         """
@@ -156,19 +170,25 @@ class HeartbeatMixin:
 
     def _heartbeatCountWrites(self, transport: Any, entry: IdleEntry) -> None:
         """
-        Make this connection's writes record activity too.
+        Make bytes that leave the process count as activity: what the
+        kernel accepts from this connection's send buffer (or an eager
+        send), not C{write()} calls, so a peer that stops reading goes
+        idle while its buffer is full.  On a transport that is not carried
+        by a Twisted TCP connection nothing outbound counts (logged).
         """
         seconds = self._heartbeatSeconds
 
-        def wrote() -> None:
+        def progressed(count: int) -> None:
             entry.last = seconds()
 
-        self._heartbeatUnobserve = observeWrites(transport, wrote)
-        if self._heartbeatUnobserve is None:
+        path = writePathFor(transport)
+        if path is None:
             self._heartbeatLog.warn(
-                "countOutbound ignored: cannot observe writes on {transport!r}",
+                "countOutbound ignored: cannot see what leaves {transport!r}",
                 transport=transport,
             )
+            return
+        self._heartbeatUnobserve = path.observeProgress(progressed)
 
     def _heartbeatStop(self) -> None:
         entry, self._heartbeatEntry = self._heartbeatEntry, None

@@ -6,10 +6,11 @@ whose C{resetTimeout} is a timestamp store.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
+from ._closing import closed, closeGracefully
 from ._hooks import callsFirst, hookMethod
 
 __all__ = ["TimeoutMixin"]
@@ -30,18 +31,33 @@ class TimeoutMixin:
     still times out exactly C{timeOut} seconds after the last reset.  Unlike
     Twisted's, it cancels its timer when the connection is lost.
 
+    A timed-out connection is also bounded in how long it takes to close.
+    C{loseConnection} waits for the peer: over TLS it sends C{close_notify}
+    and keeps the socket until the peer answers (and, while a producer is
+    registered, does not even start), so with Twisted's mixin a silent peer
+    keeps a timed-out connection and its descriptor open forever.  Here,
+    if the connection is closing once L{timeoutConnection} returns (the
+    default closes it; an override may too), it is aborted if it is still
+    open L{timeoutCloseGrace} seconds later.  An override that keeps the
+    connection open is left alone.
+
     @cvar timeOut: Seconds of inactivity after which L{timeoutConnection} is
         called, or L{None} for no timeout.
+    @cvar timeoutCloseGrace: Seconds a timed-out connection may take to
+        close cleanly (flushing what it wrote, the TLS shutdown) before it
+        is aborted; C{>= 0}.
     """
 
     timeOut: float | None = None
+    timeoutCloseGrace: float = 5.0
     _timeoutCall: IDelayedCall | None = None
     _timeoutLast: float = 0.0
     _timeoutSeconds: Callable[[], float] | None = None
+    _timeoutGone: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        hookMethod(cls, "connectionLost", _MARK, callsFirst("_timeoutCancel"))
+        hookMethod(cls, "connectionLost", _MARK, callsFirst("_timeoutLost"))
 
     def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
         """
@@ -86,11 +102,28 @@ class TimeoutMixin:
 
     def timeoutConnection(self) -> None:
         """
-        Called when the connection times out.  The default drops the
-        connection; override to do something else.
+        Called when the connection times out.  The default closes the
+        connection (aborting it if it is still open L{timeoutCloseGrace}
+        seconds later); override to do something else.
+        """
+        self._timeoutClose()
+
+    def _timeoutClose(self) -> None:
+        """
+        Close the connection, and abort it if it is still open
+        L{timeoutCloseGrace} seconds later: the one close-then-abort helper,
+        timed by L{callLater}.
         """
         transport: Any = getattr(self, "transport", None)
-        transport.loseConnection()
+        if transport is None or self._timeoutGone:
+            return
+        closeGracefully(
+            self,
+            transport,
+            self.timeoutCloseGrace,
+            cast(IReactorTime, _Scheduler(self.callLater)),
+            "timeout",
+        )
 
     def _now(self, call: IDelayedCall) -> float:
         """
@@ -118,8 +151,30 @@ class TimeoutMixin:
             self._timeoutCall = self.callLater(remaining, self._timeoutFired)
             return
         self.timeoutConnection()
+        transport: Any = getattr(self, "transport", None)
+        if getattr(transport, "disconnecting", False):
+            # An override closed it: bound that close too.
+            self._timeoutClose()
 
     def _timeoutCancel(self) -> None:
         call, self._timeoutCall = self._timeoutCall, None
         if call is not None and call.active():
             call.cancel()
+
+    def _timeoutLost(self) -> None:
+        """
+        The connection is gone: no timer of this mixin outlives it.
+        """
+        self._timeoutGone = True
+        self._timeoutCancel()
+        closed(self)
+
+
+class _Scheduler:
+    """
+    The part of L{IReactorTime} that L{closeGracefully} uses, on a
+    protocol's L{TimeoutMixin.callLater} (which tests replace).
+    """
+
+    def __init__(self, callLater: Callable[..., IDelayedCall]) -> None:
+        self.callLater = callLater

@@ -6,10 +6,10 @@ twistd plugin finds them.
 from .server._options import (
     Options,
     keepAliveFromOptions,
-    makeService,
     optionError,
     portToEndpoint,
 )
+from .server._service import makeService
 
 __all__ = [
     "Options",

@@ -6,17 +6,12 @@ C{getsockopt} on the kernel's socket.
 
 from __future__ import annotations
 
-import datetime
 import socket
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from twisted.internet import endpoints, reactor, ssl
+from twisted.internet import endpoints, reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.tls import TLSMemoryBIOProtocol
@@ -33,6 +28,7 @@ from heartbeat_twisted import (
 from heartbeat_twisted._keepalive import currentPlatform
 
 from ._peers import Peer
+from ._tls import tlsOptions
 
 SERVER = KeepAliveConfig(idle=7, interval=3, count=4, userTimeout=9000)
 CLIENT = KeepAliveConfig(idle=11, interval=5, count=2)
@@ -100,29 +96,6 @@ def expected(config: KeepAliveConfig) -> dict[str, int]:
     platform = currentPlatform()
     wanted = {field: getattr(config, field) or 0 for field in platform.options}
     return {**wanted, "enabled": 1}
-
-
-def selfSigned() -> tuple[Any, Any]:
-    """
-    A fresh self-signed certificate for C{localhost} and its key, as
-    C{cryptography} objects.
-    """
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert, key
 
 
 class KeepAliveLoopbackTests(TestCase):
@@ -208,14 +181,7 @@ class KeepAliveLoopbackTests(TestCase):
         Through TLS, the TCP socket under C{TLSMemoryBIOProtocol} gets the
         settings, on both sides, and the TLS connection works.
         """
-        certificate, key = selfSigned()
-        serverOptions = ssl.CertificateOptions(privateKey=key, certificate=certificate)
-        clientOptions = ssl.optionsForClientTLS(
-            "localhost",
-            trustRoot=ssl.Certificate.loadPEM(
-                certificate.public_bytes(serialization.Encoding.PEM)
-            ),
-        )
+        serverOptions, clientOptions = tlsOptions()
         accepted, client = yield self.connect(
             endpoints.SSL4ServerEndpoint(
                 reactor, 0, serverOptions, interface="127.0.0.1"

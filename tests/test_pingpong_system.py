@@ -72,8 +72,8 @@ class StoppedServerTests(TestCase):
                 f"tcp:{port}:interface=127.0.0.1",
                 "--idle",
                 "30",
-                "--min-ping-interval",
-                "0.1",
+                "--ping-rate",
+                "10",
             ),
         )
         yield server.waitFor("starting on", 15)

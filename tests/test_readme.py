@@ -9,7 +9,7 @@ import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from ._readme import README
+from ._readme import README, pages
 
 ROOT = README.parent
 
@@ -35,13 +35,19 @@ class QuickStartTests(SynchronousTestCase):
 
     def test_everyExampleIsNamed(self) -> None:
         """
-        Each Python example in the README carries a :name: (which is how
-        the tests find and run it).
+        Each Python example in the README and under docs/ carries a unique
+        :name: (which is how the tests find and run it).
         """
-        text = README.read_text(encoding="utf-8")
-        blocks = text.count(".. code-block:: python")
-        named = len(re.findall(r".. code-block:: python\n   :name: example-", text))
-        self.assertEqual(blocks, named)
+        names: list[str] = []
+        for page in pages():
+            text = page.read_text(encoding="utf-8")
+            blocks = text.count(".. code-block:: python")
+            found = re.findall(
+                r".. code-block:: python\n   :name: (example-[\w-]+)", text
+            )
+            self.assertEqual(blocks, len(found), page.name)
+            names.extend(found)
+        self.assertEqual(len(names), len(set(names)), names)
 
     def test_linkedFilesExist(self) -> None:
         text = README.read_text(encoding="utf-8")
@@ -50,10 +56,14 @@ class QuickStartTests(SynchronousTestCase):
 
     def test_everyExampleIsRun(self) -> None:
         """
-        Each named example is run by some test.
+        Each named example, in the README or under docs/, is run by some
+        test.
         """
-        text = README.read_text(encoding="utf-8")
-        names = re.findall(r":name: (example-[\w-]+)", text)
+        names = [
+            name
+            for page in pages()
+            for name in re.findall(r":name: (example-[\w-]+)", page.read_text("utf-8"))
+        ]
         tests = "".join(
             path.read_text(encoding="utf-8") for path in (ROOT / "tests").glob("*.py")
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -178,6 +179,140 @@ class ConnectionLostTests(SynchronousTestCase):
         protocol.setTimeout(1)
         clock.advance(1)
         self.assertTrue(transport.disconnecting)
+
+
+class CloseGraceTests(SynchronousTestCase):
+    """
+    A timed-out connection that does not close (a TLS peer that never
+    answers C{close_notify}, a peer that stopped reading) is aborted
+    C{timeoutCloseGrace} seconds after the timeout.
+    """
+
+    def lingering(self, protocol: Any, clock: Clock) -> HeartbeatStringTransport:
+        protocol, transport = connected(protocol, clock)
+        transport.lingering = True
+        return transport
+
+    def test_abortAfterGrace(self) -> None:
+        """
+        The default C{timeoutConnection} closes; the abort comes exactly
+        C{timeoutCloseGrace} (5 s by default) later, and no timer is left.
+        """
+
+        class Session(TimeoutMixin, Protocol):
+            pass
+
+        self.assertEqual(Session.timeoutCloseGrace, 5.0)
+        clock = Clock()
+        protocol = Session()
+        transport = self.lingering(protocol, clock)
+        protocol.setTimeout(2)
+        clock.advance(2)
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(transport.lost)
+        clock.advance(4.999)
+        self.assertIsNone(transport.lost)
+        clock.advance(0.001)
+        assert transport.lost is not None
+        self.assertTrue(transport.lost.check(ConnectionAborted))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_graceAttribute(self) -> None:
+        """
+        A subclass sets its own grace.
+        """
+
+        class Session(TimeoutMixin, Protocol):
+            timeoutCloseGrace = 0.5
+
+        clock = Clock()
+        protocol = Session()
+        transport = self.lingering(protocol, clock)
+        protocol.setTimeout(1)
+        clock.pump([1, 0.25])
+        self.assertIsNone(transport.lost)
+        clock.advance(0.25)
+        self.assertIsNotNone(transport.lost)
+
+    def test_closedInTime(self) -> None:
+        """
+        A connection that closes within the grace is not aborted, and the
+        abort timer goes with it.
+        """
+
+        class Session(TimeoutMixin, Protocol):
+            pass
+
+        clock = Clock()
+        protocol = Session()
+        transport = self.lingering(protocol, clock)
+        protocol.setTimeout(1)
+        clock.advance(1)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        transport.lingering = False
+        transport.loseConnection()
+        assert transport.lost is not None
+        self.assertTrue(transport.lost.check(ConnectionDone))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_overrideThatCloses(self) -> None:
+        """
+        An override that closes the connection itself (as Twisted's own
+        users write it) is bounded the same way.
+        """
+
+        class Session(TimeoutMixin, Protocol):
+            def timeoutConnection(self) -> None:
+                assert self.transport is not None
+                self.transport.write(b"timed out\n")
+                self.transport.loseConnection()
+
+        clock = Clock()
+        protocol = Session()
+        transport = self.lingering(protocol, clock)
+        protocol.setTimeout(1)
+        clock.advance(1)
+        self.assertEqual(transport.value(), b"timed out\n")
+        clock.advance(5)
+        assert transport.lost is not None
+        self.assertTrue(transport.lost.check(ConnectionAborted))
+
+    def test_overrideThatKeepsOpen(self) -> None:
+        """
+        An override that does not close the connection is left alone.
+        """
+
+        class Session(TimeoutMixin, Protocol):
+            def timeoutConnection(self) -> None:
+                assert self.transport is not None
+                self.transport.write(b"still there?\n")
+
+        clock = Clock()
+        protocol = Session()
+        transport = self.lingering(protocol, clock)
+        protocol.setTimeout(1)
+        clock.advance(1)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertIsNone(transport.lost)
+
+    def test_overrideClosesAtOnce(self) -> None:
+        """
+        If the transport reports the loss during the override's close, no
+        abort is armed for the gone connection.
+        """
+
+        class Session(TimeoutMixin, Protocol):
+            def timeoutConnection(self) -> None:
+                assert self.transport is not None
+                self.transport.loseConnection()
+
+        clock = Clock()
+        protocol, transport = connected(Session(), clock)
+        protocol.setTimeout(1)
+        clock.advance(1)
+        self.assertIsNotNone(transport.lost)
+        self.assertEqual(clock.getDelayedCalls(), [])
 
 
 class ReadmeTimeoutTests(SynchronousTestCase):

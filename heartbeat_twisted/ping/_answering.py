@@ -152,10 +152,12 @@ class PingAnswerMixin(PingFramed):
         line without its line end included), then close.
         """
         self._pingReadClosed = True
-        clearLineBuffer: Callable[[], bytes] | None = getattr(
+        # The framing's public way to take an unterminated last line:
+        # LineReceiver's clearLineBuffer, or the server's own framing's.
+        take: Callable[[], bytes] | None = getattr(
             self, "clearLineBuffer", None
-        )
-        rest = clearLineBuffer() if clearLineBuffer is not None else b""
+        ) or getattr(self, "takePartialLine", None)
+        rest = take() if take is not None else b""
         if rest.strip() and not self._pingRefused:
             lineReceived: Callable[[bytes], object] = getattr(self, "lineReceived")  # noqa: B009
             lineReceived(rest)

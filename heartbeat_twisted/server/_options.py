@@ -7,20 +7,18 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from twisted.application import strports
-from twisted.application.service import IService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
 from .._config import HeartbeatConfig, KeepAliveConfig
 from ..ping._config import PingServerConfig
-from ._protocol import DemoFactory, fileHealthCheck
+from ._limitoptions import LIMIT_FLAGS, LIMIT_PARAMETERS, ServerLimits, checkLineLength
+from ._limits import withBacklog
+from ._workers import workersFromOptions
 
 __all__ = [
     "Options",
     "keepAliveFromOptions",
-    "makeService",
     "optionError",
     "portToEndpoint",
 ]
@@ -59,11 +57,14 @@ def _seconds(name: str, value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         raise usage.UsageError(
             f"--{name} must be a number of seconds: {value!r}"
         ) from None
+    if 0 < seconds < 0.01:
+        raise usage.UsageError(f"--{name} must be at least 0.01 s (10 ms): {value}")
+    return seconds
 
 
 def _whole(name: str, value: str) -> int:
@@ -119,13 +120,17 @@ def keepAliveFromOptions(options: usage.Options) -> KeepAliveConfig | None:
 
 def _pingServerConfig(options: Options) -> PingServerConfig:
     """
-    The ping limits and health check given by C{options}; bad values raise
+    The ping limits given by C{options}; bad values raise
     L{usage.UsageError} naming the option.  The deprecated
     C{--min-ping-interval} and C{--max-ping-strikes} print a deprecation
     line and stand for C{--ping-rate 1/N} and C{--ping-burst N+1}.
     """
-    rate = _seconds("ping-rate", options["ping-rate"])
-    assert rate is not None
+    try:
+        rate = float(options["ping-rate"])
+    except ValueError:
+        raise usage.UsageError(
+            f"--ping-rate must be a number: {options['ping-rate']!r}"
+        ) from None
     burst = _whole("ping-burst", options["ping-burst"])
     interval = _seconds("min-ping-interval", options["min-ping-interval"])
     strikes = options["max-ping-strikes"]
@@ -143,13 +148,11 @@ def _pingServerConfig(options: Options) -> PingServerConfig:
         burst = _whole("max-ping-strikes", strikes) + 1
         if burst < 1:
             raise usage.UsageError(f"--max-ping-strikes must be >= 0: {burst - 1}")
-    path = options["health-check-file"]
     try:
         return PingServerConfig(
             pingRate=rate,
             pingBurst=burst,
             maxLineLength=_whole("max-line-length", options["max-line-length"]),
-            healthChecks=[fileHealthCheck(path)] if path else [],
         )
     except ValueError as e:
         raise optionError(
@@ -249,7 +252,7 @@ class Options(usage.Options):
             "max-line-length",
             None,
             "1024",
-            "Longest line accepted, in bytes (16..1048576); a longer one "
+            "Longest line accepted, in bytes (16..65536); a longer one "
             "closes the connection.",
         ],
         [
@@ -257,6 +260,16 @@ class Options(usage.Options):
             None,
             None,
             "Answer ping with pong only while this file exists (a demo health check).",
+        ],
+        # Limits, activity and logging (docs/hardening.rst).
+        *LIMIT_PARAMETERS,
+        # All cores (server/_workers.py, docs/performance.rst).
+        [
+            "workers",
+            None,
+            None,
+            "Run N worker processes that share the port (SO_REUSEPORT; Linux); "
+            "a worker that exits is restarted.",
         ],
     ]
     optFlags = [
@@ -266,12 +279,20 @@ class Options(usage.Options):
             "Turn on OS TCP keepalive for every connection (implied by any "
             "--keep* or --user-timeout option).",
         ],
+        *LIMIT_FLAGS,
+        [
+            "reuse-port",
+            None,
+            "Listen with SO_REUSEPORT (Linux), so several servers can share the port.",
+        ],
     ]
 
     heartbeatConfig: HeartbeatConfig
     keepAliveConfig: KeepAliveConfig | None
     pingServerConfig: PingServerConfig
+    serverLimits: ServerLimits
     endpoint: str
+    workers: int | None
 
     def postOptions(self) -> None:
         """
@@ -288,29 +309,14 @@ class Options(usage.Options):
                 e, {"idle": "idle", "checkInterval": "check-interval", "port": "port"}
             ) from None
         self.keepAliveConfig = keepAliveFromOptions(self)
+        checkLineLength(self)
         self.pingServerConfig = _pingServerConfig(self)
+        self.workers = workersFromOptions(self)
+        self.serverLimits = ServerLimits.fromOptions(self)
+        self.endpoint = withBacklog(self.endpoint, self.serverLimits.backlog)
         from twisted.internet import reactor
 
         try:
             serverFromString(reactor, self.endpoint)  # type: ignore[no-untyped-call]
         except Exception as e:
             raise usage.UsageError(f"--port {self['port']!r}: {e}") from None
-
-
-def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
-    """
-    The demo server listening on C{options.endpoint}.
-
-    @param reactor: The reactor for the listening port and the heartbeat's
-        clock; the global reactor if L{None}.
-    """
-    clock: Any = reactor
-    factory = DemoFactory(
-        heartbeatConfig=options.heartbeatConfig,
-        clock=clock,
-        keepAlive=options.keepAliveConfig,
-        pingServerConfig=options.pingServerConfig,
-    )
-    kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
-    service: IService = strports.service(options.endpoint, factory, **kwargs)
-    return service

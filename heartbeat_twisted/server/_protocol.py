@@ -1,6 +1,6 @@
 """
 The protocol and factory of the server behind C{twistd heartbeat}: the
-seed's Swoole experiment, in Twisted.
+seed's Swoole experiment, in Twisted, made fit for a public port.
 """
 
 from __future__ import annotations
@@ -10,23 +10,49 @@ import os
 from collections import Counter
 from typing import Any
 
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHandshakeListener,
+    ISSLTransport,
+)
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
-from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from .._mixins import HeartbeatFactoryMixin, HeartbeatMixin
+from .._time import resolveClock
 from ..ping._answering import PingAnswerMixin
 from ..ping._config import HealthCheck, PingServerConfig
+from ..ping._counters import PingCounters
 from ..ping._health import HealthCheckError
+from ..ping._lines import isCommand
+from ._framing import LineFraming
+from ._limits import ConnectionGate, ConnectionLimits, addressKey
+from ._logbudget import LogBudget, LogConfig, PayloadAllowance, shownPayload
 
 __all__ = [
+    "ACTIVITIES",
     "DemoFactory",
     "DemoProtocol",
+    "ServerFactory",
+    "ServerProtocol",
     "closeReason",
     "fileHealthCheck",
+    "peerName",
 ]
+
+#: The values of C{--activity}: what resets a connection's idle time.
+ACTIVITIES = ("bytes", "lines", "pings")
+_BYTES, _LINES, _PINGS = range(3)
+
+#: The code on the error line a refused client is sent, by reason.
+_REFUSAL_CODES = {
+    "too many connections": "too_many_connections",
+    "too many connections from this address": "too_many_connections",
+    "connecting too fast": "connecting_too_fast",
+}
 
 
 def closeReason(protocol: HeartbeatMixin, reason: Failure) -> str:
@@ -35,6 +61,11 @@ def closeReason(protocol: HeartbeatMixin, reason: Failure) -> str:
     heartbeat), C{"keepalive timeout"} (the kernel gave up on the peer),
     C{"peer closed"}, C{"peer reset"}, a ping/pong refusal
     (C{"too_many_pings"}, C{"line too long"}, ...), or the error's own text.
+
+    Twisted reports a reset (C{ECONNRESET}, C{EPIPE}) as a bare
+    L{ConnectionLost}: without keepalive, that is what it means, and it is
+    called C{"peer reset"}; with keepalive it may also be the kernel
+    giving up (C{ETIMEDOUT}), so it stays C{"connection lost"}.
     """
     if protocol.heartbeatCloseReason is not None:
         return protocol.heartbeatCloseReason
@@ -51,81 +82,271 @@ def closeReason(protocol: HeartbeatMixin, reason: Failure) -> str:
         return "keepalive timeout"
     if code in (errno.ECONNRESET, errno.EPIPE):
         return "peer reset"
+    if isinstance(error, ConnectionAborted):
+        return "aborted"
     if isinstance(error, ConnectionLost):
+        if getattr(protocol, "keepAliveResult", None) is None:
+            return "peer reset"
         return "connection lost"
     return str(error) or type(error).__name__
 
 
-class DemoProtocol(HeartbeatMixin, PingAnswerMixin, LineReceiver):
+def peerName(address: Any) -> str:
     """
-    Logs C{Client: Connect N}, every payload it receives, and
-    C{close fd N: REASON}; answers the line C{ping} (or C{ping TOKEN}) with
-    C{pong} (C{pong TOKEN}) once its factory's health checks pass, as
+    A peer address as a log shows it: C{HOST:PORT}, C{[HOST]:PORT} for
+    IPv6, the path of a UNIX socket, else the address's own text.
+    """
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if isinstance(host, str) and port is not None:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = getattr(address, "name", None)
+    if name is not None:
+        return os.fsdecode(name) if isinstance(name, bytes) else str(name)
+    return str(address)
+
+
+@implementer(IHandshakeListener)
+class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
+    """
+    One client of C{twistd heartbeat}: logs C{Client: Connect N from PEER}
+    and C{close fd N: REASON}; answers the line C{ping} (or C{ping TOKEN})
+    with C{pong} (C{pong TOKEN}) once its factory's health checks pass, as
     L{PingAnswerMixin} does (which also refuses floods, over-long lines
-    and binary data).  Lines end with C{\\n}; a C{\\r} before it is ignored,
-    so C{nc} and telnet both work.
+    and binary data).  Lines end with C{\\n}; a C{\\r} before it is
+    ignored, so C{nc} and telnet both work.
+
+    Only what the factory's C{activity} counts resets the idle time:
+    C{"pings"} (a chunk holding an accepted ping), C{"lines"} (any complete
+    line) or C{"bytes"} (any chunk).  Blank lines and C{pong} lines are bad
+    lines (answered with an error; too many close the connection), a line
+    unfinished after C{lineTimeout} closes the connection, and so does a
+    TLS handshake unfinished after C{tlsHandshakeTimeout}.
+
+    The factory may refuse the connection (limits per address, rate of new
+    connections): it is then told why in one C{error} line and closed,
+    with one budgeted log line and no C{close} line.
     """
 
     delimiter = b"\n"
+    heartbeatActivity = "manual"
     number = 0
     _log = Logger()
+    _activity = _PINGS
+    _admitted = False
+    _key: str | None = None
+    _handshake: IDelayedCall | None = None
+    _lineTimeout = 5.0
 
-    def _demoFactory(self) -> DemoFactory:
+    def _serverFactory(self) -> ServerFactory:
         factory = self.factory
-        assert isinstance(factory, DemoFactory)
+        assert isinstance(factory, ServerFactory)
         return factory
 
+    def framingNow(self) -> float:
+        seconds: float = self._clock.seconds()
+        return seconds
+
     def connectionMade(self) -> None:
-        self.number = self._demoFactory().connected(self)
-        self._log.info(
-            "Client: Connect {fd}",
-            fd=self.number,
-            peer=str(self.transport.getPeer()) if self.transport else "?",
+        factory = self._serverFactory()
+        transport: Any = self.transport
+        self._clock = clock = factory.clock
+        self._responder = factory.pingCounters
+        peer = transport.getPeer()
+        self._key = key = addressKey(peer)
+        refused = factory.gate.admit(key, clock.seconds())
+        if refused is not None:
+            factory.logRefusal(peer, refused)
+            code = _REFUSAL_CODES.get(refused, "refused")
+            transport.write(f"error {code} :{refused}\n".encode("ascii"))
+            transport.loseConnection()
+            return
+        self._admitted = True
+        self._activity = factory.activityCode
+        self._lineTimeout = factory.limits.lineTimeout
+        self.number = factory.connected(self)
+        if factory.logBudget.allow():
+            self._log.info(
+                "Client: Connect {fd} from {peer}", fd=self.number, peer=peerName(peer)
+            )
+        if ISSLTransport.providedBy(transport):
+            self._handshake = clock.callLater(
+                factory.limits.tlsHandshakeTimeout, self._handshakeTimedOut
+            )
+
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake is done: stop its deadline.
+        """
+        call, self._handshake = self._handshake, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _handshakeTimedOut(self) -> None:
+        self._handshake = None
+        self.pingCloseReason = "tls handshake timeout"
+        transport: Any = self.transport
+        transport.abortConnection()
+
+    def dataReceived(self, data: bytes) -> Any:
+        """
+        Frame C{data} into lines; count it as activity as the factory's
+        policy says; close a line that has taken too long.
+        """
+        since = self.partialSince
+        if since is not None and self._clock.seconds() - since > self._lineTimeout:
+            return self._lineTimedOut()
+        if self._activity == _BYTES:
+            self.heartbeatTouch()
+            return LineFraming.dataReceived(self, data)
+        responder = self._responder
+        before = responder.pings
+        why = LineFraming.dataReceived(self, data)
+        if responder.pings != before:
+            self.heartbeatTouch()
+        return why
+
+    def _lineTimedOut(self) -> None:
+        self.takePartialLine()
+        timeout = self._lineTimeout
+        self.pingRefuse(
+            "line timeout", "line_timeout", f"a line must arrive within {timeout:g} s"
         )
 
-    def dataReceived(self, data: bytes) -> None:
-        self._log.info("receive fd {fd}: {payload!r}", fd=self.number, payload=data)
-        super().dataReceived(data)  # type: ignore[no-untyped-call]
+    def lineReceived(self, line: bytes) -> None:
+        """
+        A line that is not a ping: blank and C{pong} lines are bad lines;
+        the rest are handled by L{PingAnswerMixin.lineReceived}.
+        """
+        stripped = line.rstrip(b"\r")
+        if not stripped.strip():
+            self.pingBadLine("empty_line", "empty line; try: ping")
+            return
+        if isCommand(stripped, b"pong"):
+            self.pingBadLine("unexpected_pong", "this server sends no pings; try: ping")
+            return
+        if self._activity == _LINES:
+            self.heartbeatTouch()
+        PingAnswerMixin.lineReceived(self, line)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.handshakeCompleted()
+        if not self._admitted:
+            return
+        self._admitted = False
+        factory = self._serverFactory()
+        factory.gate.release(self._key)
         why = closeReason(self, reason)
-        self._demoFactory().disconnected(self, why)
-        self._log.info("close fd {fd}: {reason}", fd=self.number, reason=why)
+        factory.disconnected(self, why)
+        if factory.logBudget.allow():
+            self._log.info(
+                "close fd {fd}: {reason}",
+                fd=self.number,
+                reason=why,
+                peer=peerName(self.transport.getPeer()) if self.transport else "?",
+            )
 
 
-class DemoFactory(HeartbeatFactoryMixin, Factory):
+class PayloadLoggingProtocol(ServerProtocol):
     """
-    Builds L{DemoProtocol}s and counts them.
+    L{ServerProtocol} that also logs what it receives (C{--log-payloads}):
+    at most L{PAYLOAD_LINES_PER_SECOND
+    <heartbeat_twisted.server._logbudget.PAYLOAD_LINES_PER_SECOND>} lines a
+    second per connection, each within the factory's log budget and
+    showing at most 200 bytes.
+    """
 
-    @ivar opened: Connections made so far (the next C{fd} is this plus one).
+    _allowance: PayloadAllowance | None = None
+
+    def dataReceived(self, data: bytes) -> Any:
+        allowance = self._allowance
+        if allowance is None:
+            allowance = self._allowance = PayloadAllowance()
+        factory = self._serverFactory()
+        if allowance.allow(self._clock.seconds()) and factory.logBudget.allow():
+            self._log.info(
+                "receive fd {fd}: {payload!r} ({length} bytes)",
+                fd=self.number,
+                **shownPayload(data),
+            )
+        return ServerProtocol.dataReceived(self, data)
+
+
+class ServerFactory(HeartbeatFactoryMixin, Factory):
+    """
+    Builds L{ServerProtocol}s, admits them under its L{ConnectionLimits}
+    and counts them.
+
+    @ivar opened: Connections admitted so far (the next C{fd} is this plus
+        one).
     @ivar live: Connections open now.
     @ivar closed: Closed connections by reason.
+    @ivar gate: Admits connections under the limits; counts refusals.
     @ivar pingServerConfig: Ping limits and health checks (the defaults if
         L{None}); the counters are C{pingCounters} once a client connected.
+    @ivar limits: The L{ConnectionLimits}.
+    @ivar activity: What resets the idle time: one of L{ACTIVITIES}.
+    @ivar logConfig: The L{LogConfig}.
+    @ivar logBudget: The L{LogBudget} every connection event is logged in.
     """
 
-    protocol = DemoProtocol
+    protocol = ServerProtocol
     noisy = False
-    pingServerConfig: PingServerConfig | None = None
+    pingCounters: PingCounters
+    _log = Logger()
 
     def __init__(
         self,
         *args: Any,
         pingServerConfig: PingServerConfig | None = None,
         pingResponder: Any = None,
+        limits: ConnectionLimits | None = None,
+        activity: str = "pings",
+        logConfig: LogConfig | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        if pingServerConfig is not None:
-            self.pingServerConfig = pingServerConfig
+        if activity not in ACTIVITIES:
+            raise ValueError(
+                f"'activity' must be one of {', '.join(ACTIVITIES)}: {activity!r}"
+            )
+        self.clock: Any = resolveClock(self.heartbeatClock)
+        self.pingServerConfig = pingServerConfig
         if pingResponder is not None:
             # Deprecated: the answering mixin warns when it finds it.
             self.pingResponder = pingResponder
+        self.limits = limits if limits is not None else ConnectionLimits()
+        self.gate = ConnectionGate(self.limits)
+        self.activity = activity
+        self.activityCode = ACTIVITIES.index(activity)
+        self.logConfig = logConfig if logConfig is not None else LogConfig()
+        self.logBudget = LogBudget(self.logConfig.linesPerSecond, self.clock)
+        if self.logConfig.logPayloads and self.protocol is ServerProtocol:
+            self.protocol = PayloadLoggingProtocol
         self.opened = 0
         self.live = 0
         self.closed: Counter[str] = Counter()
 
-    def connected(self, protocol: DemoProtocol) -> int:
+    def buildProtocol(self, addr: Any) -> Any:
+        """
+        A new protocol, or L{None} (Twisted then closes the socket at once)
+        when C{maxConnections} are open.
+        """
+        if self.gate.full():
+            self.logRefusal(addr, self.gate.refuse("too many connections"))
+            return None
+        return super().buildProtocol(addr)
+
+    def logRefusal(self, peer: Any, reason: str) -> None:
+        """
+        Log one refused connection, within the log budget.
+        """
+        if self.logBudget.allow():
+            self._log.warn(
+                "refused {peer}: {reason}", peer=peerName(peer), reason=reason
+            )
+
+    def connected(self, protocol: ServerProtocol) -> int:
         """
         Count a new connection; return its number.
         """
@@ -133,12 +354,23 @@ class DemoFactory(HeartbeatFactoryMixin, Factory):
         self.live += 1
         return self.opened
 
-    def disconnected(self, protocol: DemoProtocol, reason: str) -> None:
+    def disconnected(self, protocol: ServerProtocol, reason: str) -> None:
         """
         Count a closed connection under C{reason}.
         """
         self.live -= 1
         self.closed[reason] += 1
+
+    def stopFactory(self) -> None:
+        """
+        The last port stopped: write the log budget's pending summary.
+        """
+        self.logBudget.stop()
+
+
+#: The names before the server faced the internet; kept importable.
+DemoProtocol = ServerProtocol
+DemoFactory = ServerFactory
 
 
 def fileHealthCheck(path: str) -> HealthCheck:
