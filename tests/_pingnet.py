@@ -93,29 +93,3 @@ def tempPath(case: SynchronousTestCase, name: str) -> str:
     directory = tempfile.mkdtemp(prefix="hbt-pingpong-")
     case.addCleanup(shutil.rmtree, directory, True)
     return os.path.join(directory, name)
-
-
-def docsExample(name: str, page: str = "pingpong.rst") -> dict[str, Any]:
-    """
-    Run the code block of C{docs/PAGE} carrying C{:name: NAME} as a module
-    that is not C{__main__}, and return its namespace.
-    """
-    import re
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "docs" / page
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for index, line in enumerate(lines):
-        if re.fullmatch(rf"\s+:name:\s+{re.escape(name)}\s*", line):
-            break
-    else:
-        raise LookupError(f"docs/{page} has no code block named {name!r}")
-    body: list[str] = []
-    for line in lines[index + 1 :]:
-        if line.strip() and not line.startswith("   "):
-            break
-        body.append(line[3:])
-    source = "\n".join(body).strip("\n") + "\n"
-    namespace: dict[str, Any] = {"__name__": f"docs_{name}"}
-    exec(compile(source, f"docs/{page}:{name}", "exec"), namespace)
-    return namespace

@@ -29,7 +29,7 @@ from heartbeat_twisted.ping import (
 from heartbeat_twisted.ping._framing import MessageFraming
 from heartbeat_twisted.ping.amp import AMPFraming
 
-from ._pingnet import docsExample
+from ._readme import runExample
 from ._waiting import Waitable
 
 
@@ -84,8 +84,7 @@ class FramingLoopbackTests(TestCase):
     timeout = 30
 
     @inlineCallbacks
-    def exchange(self, example: str) -> Any:
-        namespace = docsExample(example)
+    def exchange(self, namespace: dict[str, Any]) -> Any:
         healthy = [True]
         server = namespace["serverFactory"]
         server.live = []
@@ -115,7 +114,7 @@ class FramingLoopbackTests(TestCase):
         healthy[0] = False
         yield seen.waitUntil(lambda: seen.count("unhealthy"), 10, "unhealthy")
         self.assertEqual(dict(seen.events)["unhealthy"], "db: returned False")
-        [serverSide] = server.live
+        serverSide = server.live[0]
         serverSide.pingGoAway("shutdown", grace=5)
         yield seen.waitUntil(lambda: seen.count("lost"), 10, "the client leaving")
         self.assertEqual(dict(seen.events)["goaway"], ("shutdown", 5.0))
@@ -124,10 +123,10 @@ class FramingLoopbackTests(TestCase):
         yield task.deferLater(reactor, 0.05, lambda: None)
 
     def test_amp(self) -> Any:
-        return self.exchange("example-amp")
+        return self.exchange(runExample("example-amp"))
 
     def test_int32(self) -> Any:
-        return self.exchange("example-int32")
+        return self.exchange(runExample("example-int32"))
 
 
 class FramingTests(SynchronousTestCase):
@@ -140,7 +139,7 @@ class FramingTests(SynchronousTestCase):
         self.assertTrue(verifyObject(IPingFraming, AMPFraming(object())))
 
     def test_int32Messages(self) -> None:
-        namespace = docsExample("example-int32")
+        namespace = runExample("example-int32")
         factory = namespace["serverFactory"]
         factory.heartbeatClock = Clock()
         proto = factory.buildProtocol(None)

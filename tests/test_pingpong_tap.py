@@ -66,7 +66,7 @@ class PingOptionsTests(SynchronousTestCase):
             (["--ping-rate", "-1"], "--ping-rate must be >= 0: -1.0"),
             (
                 ["--ping-rate", "often"],
-                "--ping-rate must be a number of seconds: 'often'",
+                "--ping-rate must be a number: 'often'",
             ),
             (["--ping-burst", "1.5"], "--ping-burst must be a whole number: '1.5'"),
             (["--ping-burst", "0"], "--ping-burst must be >= 1: 0"),
