@@ -20,6 +20,7 @@ from ._config import PingServerConfig
 from ._finding import findServerConfig
 from ._framing import PingFramed, isAMP, messageMethod
 from ._health import HealthFailure
+from ._legacy import PingResponder
 from ._lines import BINARY, MAX_TOKEN_LENGTH, isCommand, isToken, words
 from ._shared import PingShared, StallWatch
 
@@ -117,6 +118,7 @@ class PingAnswerMixin(PingFramed):
     _pingPending = 0
     _pingReadClosed = False
     _pingGoAwayCall: IDelayedCall | None = None
+    _pingLegacy: Any = None
     pingCloseReason: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -267,6 +269,10 @@ class PingAnswerMixin(PingFramed):
         """
         if self._pingRefused or not self._pingServerOpen:
             return
+        legacy = self._pingLegacy
+        if legacy is not None:
+            # The 0.1 responder's checks may be replaced at run time.
+            self._pingServerConfig = legacy.config
         config = self._pingServerConfig
         shared = self._pingServerShared
         if config.pingRate and not self._pingTakeToken(config, shared):
@@ -317,6 +323,10 @@ class PingAnswerMixin(PingFramed):
 
     def _pingServerStart(self) -> None:
         config, shared = findServerConfig(self)
+        factory = getattr(self, "factory", None)
+        responder = getattr(factory, "pingResponder", None)
+        if isinstance(responder, PingResponder) and config is responder.config:
+            self._pingLegacy = responder
         self._pingServerConfig = config
         self._pingServerShared = shared
         self._pingServerOpen = True

@@ -26,12 +26,15 @@ def findServerConfig(protocol: object) -> tuple[PingServerConfig, PingShared]:
     if config is None:
         responder = getattr(factory, "pingResponder", None)
         if isinstance(responder, PingResponder):
-            warnOnce(
-                responder,
-                "factory.pingResponder is deprecated since heartbeat_twisted "
-                "0.2.0: set factory.pingServerConfig = PingServerConfig(..., "
-                "healthChecks=...); the counters are factory.pingCounters",
-            )
+            if getattr(factory, "pingResponderWarns", True):
+                warnOnce(
+                    responder,
+                    "factory.pingResponder is deprecated since heartbeat_twisted "
+                    "0.2.0: set factory.pingServerConfig = PingServerConfig(..., "
+                    "healthChecks=...); the counters are factory.pingCounters",
+                )
+            if factory is not None:
+                factory.pingCounters = responder.shared.counters
             return responder.config, responder.shared
         config = getattr(protocol, "pingServerConfig", None)
     if config is None:

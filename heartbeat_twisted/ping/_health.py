@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from twisted.internet import defer
@@ -162,3 +162,16 @@ class HealthRunner:
             # A Deferred that already fired is read now: no run kept open.
             return known[0] if known else judged
         return verdict(result)
+
+
+if TYPE_CHECKING:
+    pass
+
+
+def __getattr__(name: str) -> object:
+    # The server's drain still imports the 0.1 responder from here.
+    if name == "PingResponder":
+        from ._legacy import PingResponder
+
+        return PingResponder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -71,9 +71,14 @@ class PingResponder:
     @property
     def healthChecks(self) -> tuple[HealthCheck, ...]:
         """
-        The checks.
+        The checks; setting them replaces C{config} (connections read it
+        at each ping).
         """
         return self.config.healthChecks
+
+    @healthChecks.setter
+    def healthChecks(self, checks: Iterable[HealthCheck]) -> None:
+        self.config = attrs.evolve(self.config, healthChecks=tuple(checks))
 
     @property
     def maxAge(self) -> float:

@@ -293,6 +293,8 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
     protocol = ServerProtocol
     noisy = False
     pingCounters: PingCounters
+    # The drain and the metrics still use the 0.1 responder: no warning.
+    pingResponderWarns = False
     _log = Logger()
 
     def __init__(
