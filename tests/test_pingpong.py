@@ -773,6 +773,7 @@ class PingingTests(SynchronousTestCase):
         """
         proto = Server()
         proto.factory = Factory()
+        proto.factory.heartbeatClock = Clock()
         transport = StringTransport()
         proto.makeConnection(transport)
         proto.dataReceived(b"ping 1\n" * 4)

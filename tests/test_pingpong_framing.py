@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import reactor, task
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
@@ -96,7 +96,12 @@ class FramingLoopbackTests(TestCase):
         class Tracked(base):  # type: ignore[misc,valid-type]
             def connectionMade(self) -> None:
                 super().connectionMade()
+                self.gone: Deferred[None] = Deferred()
                 self.factory.live.append(self)
+
+            def connectionLost(self, reason: Failure) -> None:
+                super().connectionLost(reason)
+                self.gone.callback(None)
 
         server.protocol = Tracked
         port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
@@ -120,6 +125,8 @@ class FramingLoopbackTests(TestCase):
         self.assertEqual(dict(seen.events)["goaway"], ("shutdown", 5.0))
         self.assertGreaterEqual(server.pingCounters.pongs, 2)
         self.assertGreaterEqual(server.pingCounters.unhealthy, 1)
+        # The server sees the client leave, and its timers go with it.
+        yield serverSide.gone
         yield task.deferLater(reactor, 0.05, lambda: None)
 
     def test_amp(self) -> Any:

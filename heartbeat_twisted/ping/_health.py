@@ -165,13 +165,13 @@ class HealthRunner:
 
 
 if TYPE_CHECKING:
-    pass
+    from ._legacy import PingResponder as PingResponder
+else:
 
+    def __getattr__(name: str) -> object:
+        # The server's drain still imports the 0.1 responder from here.
+        if name == "PingResponder":
+            from ._legacy import PingResponder
 
-def __getattr__(name: str) -> object:
-    # The server's drain still imports the 0.1 responder from here.
-    if name == "PingResponder":
-        from ._legacy import PingResponder
-
-        return PingResponder
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+            return PingResponder
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
