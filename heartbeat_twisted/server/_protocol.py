@@ -31,6 +31,7 @@ from ..ping._lines import isCommand
 from ._framing import LineFraming
 from ._limits import ConnectionGate, ConnectionLimits, addressKey
 from ._logbudget import LogBudget, LogConfig, PayloadAllowance, shownPayload
+from ._writeoptions import WriteSettings, installServerWritePath
 
 __all__ = [
     "ACTIVITIES",
@@ -60,7 +61,8 @@ def closeReason(protocol: HeartbeatMixin, reason: Failure) -> str:
     Say in a few words why a connection closed: C{"idle"} (closed by the
     heartbeat), C{"keepalive timeout"} (the kernel gave up on the peer),
     C{"peer closed"}, C{"peer reset"}, a ping/pong refusal
-    (C{"too_many_pings"}, C{"line too long"}, ...), or the error's own text.
+    (C{"too_many_pings"}, C{"line too long"}, ...), C{"slow reader"} (the
+    bound on unsent output), or the error's own text.
 
     Twisted reports a reset (C{ECONNRESET}, C{EPIPE}) as a bare
     L{ConnectionLost}: without keepalive, that is what it means, and it is
@@ -72,6 +74,9 @@ def closeReason(protocol: HeartbeatMixin, reason: Failure) -> str:
     refused: str | None = getattr(protocol, "pingCloseReason", None)
     if refused is not None:
         return refused
+    written: str | None = getattr(protocol, "writeCloseReason", None)
+    if written is not None:
+        return written
     error: Any = reason.value
     if isinstance(error, ConnectionDone):
         return "peer closed"
@@ -162,6 +167,7 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
             transport.loseConnection()
             return
         self._admitted = True
+        installServerWritePath(self)
         self._activity = factory.activityCode
         self._lineTimeout = factory.limits.lineTimeout
         self.number = factory.connected(self)
@@ -285,6 +291,7 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
     @ivar pingServerConfig: Ping limits and health checks (the defaults if
         L{None}); the counters are C{pingCounters} once a client connected.
     @ivar limits: The L{ConnectionLimits}.
+    @ivar writeSettings: Eager sends and the bound on unsent output.
     @ivar activity: What resets the idle time: one of L{ACTIVITIES}.
     @ivar logConfig: The L{LogConfig}.
     @ivar logBudget: The L{LogBudget} every connection event is logged in.
@@ -295,6 +302,7 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
     pingCounters: PingCounters
     # The drain and the metrics still use the 0.1 responder: no warning.
     pingResponderWarns = False
+    writeSettings = WriteSettings()
     _log = Logger()
 
     def __init__(

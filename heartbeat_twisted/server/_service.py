@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 
 from .._config import KeepAliveConfig
 from .._keepalive import KeepAliveResult, enableKeepAlive
+from .._time import useMonotonicTime
 from ..ping._health import PingResponder
 from ._drain import ConnectionSet, Drainer, MaxAge
 from ._logformat import jsonLogger
@@ -92,6 +93,10 @@ def confirmKeepAlive(port: object, config: KeepAliveConfig) -> KeepAliveResult:
         return KeepAliveResult.notApplicable(f"{type(port).__qualname__} has no socket")
     sock = socket.socket(fileno=os.dup(fileno()))
     try:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return KeepAliveResult.notApplicable(
+                f"not a TCP socket ({sock.family.name})"
+            )
         return enableKeepAlive(_ListeningSocket(sock), config)
     finally:
         sock.close()
@@ -254,8 +259,14 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     metrics on C{--metrics-port} if given.
 
     @param reactor: The reactor for the listening ports and the heartbeat's
-        clock; the global reactor if L{None}.
+        clock; the global reactor if L{None}, which this process owns: its
+        timed calls then run on a monotonic clock (a step of the system
+        clock must neither close live connections nor keep dead ones).
     """
+    if reactor is None:
+        from twisted.internet import reactor as owned
+
+        useMonotonicTime(owned)
     if options.workers is not None:
         from twisted.internet import reactor as running
 
@@ -291,9 +302,10 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         activity=limits.activity,
         logConfig=limits.logConfig,
     )
+    factory.writeSettings = options.writeSettings
     lag = ReactorLag(clock=clock)
     metrics = ServerMetrics(
-        factory, options.worker, lag, _extraSamples(drainer, maxAge)
+        factory, options.worker, lag, _extraSamples(drainer, factory)
     )
     service = HeartbeatService(
         options.endpoints,
@@ -315,8 +327,9 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     return service
 
 
-def _extraSamples(drainer: Drainer, maxAge: MaxAge | None) -> Any:
+def _extraSamples(drainer: Drainer, factory: OperatedFactory) -> Any:
     def samples() -> Any:
+        maxAge = factory.maxAge
         yield Sample(
             "heartbeat_draining",
             "gauge",
