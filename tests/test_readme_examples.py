@@ -82,7 +82,43 @@ class TogetherExampleTests(TestCase):
         peer.send(b"hello\nping 1\n")
         yield peer.expect(b"you said: hello\npong 1\n", timeout=10)
         [server] = built
-        settings = server.keepAliveResult.settings
+        settings = server.keepAliveResult.settings()
         self.assertEqual(
             (settings["idle"], settings["interval"], settings["count"]), (30, 5, 4)
+        )
+
+
+class FactoryKeywordsTests(SynchronousTestCase):
+    """
+    One configuration style: every config is a keyword named as the
+    attribute it sets; the 0.1 C{keepAlive=} still works, with a warning.
+    """
+
+    def test_oldKeepAliveKeywordWarns(self) -> None:
+        from twisted.internet.protocol import Factory
+
+        from heartbeat_twisted import HeartbeatFactoryMixin
+
+        class Built(HeartbeatFactoryMixin, Factory):
+            pass
+
+        config = KeepAliveConfig(60, 10, 6)
+        factory = Built(keepAlive=config)
+        self.assertIs(factory.keepAliveConfig, config)
+        [warning] = self.flushWarnings()
+        self.assertIs(warning["category"], DeprecationWarning)
+        self.assertIn("use keepAliveConfig=", warning["message"])
+
+    def test_wrongKindNamed(self) -> None:
+        from twisted.internet.protocol import Factory
+
+        from heartbeat_twisted import HeartbeatFactoryMixin
+
+        class Built(HeartbeatFactoryMixin, Factory):
+            pass
+
+        with self.assertRaises(TypeError) as caught:
+            Built(pingServerConfig=HeartbeatConfig(idle=1))
+        self.assertIn(
+            "pingServerConfig must be a PingServerConfig", str(caught.exception)
         )
