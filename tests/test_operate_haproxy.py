@@ -80,7 +80,7 @@ class DocumentedConfigTests(TestCase):
         requireSystem(self, "haproxy", root=False)
         config = documentedConfig()
         self.assertIn("tcp-check send ping\\n\n", config)
-        self.assertIn("tcp-check expect string pong\n", config)
+        self.assertIn("tcp-check expect rstring ^pong\n", config)
         path = tempPath(self, "documented.cfg")
         with open(path, "w") as f:
             f.write(config)
