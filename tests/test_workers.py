@@ -143,7 +143,7 @@ class OptionTests(SynchronousTestCase):
         self.assertIsInstance(service, WorkerSupervisor)
         self.assertEqual(service.count, 2)
         listener = makeService(parse("--reuse-port", "--port", "7000"))
-        self.assertIsInstance(listener, ReusePortService)
+        self.assertIsInstance(listener.service, ReusePortService)
         # --backlog's default reaches the listener (docs/hardening.rst).
         self.assertEqual(listener.address, (7000, "", defaultBacklog()))
 

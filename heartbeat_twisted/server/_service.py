@@ -15,6 +15,7 @@ from ..ping._health import PingResponder
 from ._options import Options
 from ._protocol import ServerFactory, fileHealthCheck
 from ._reuseport import ReusePortService
+from ._startup import StartupGuard
 from ._workers import WorkerSupervisor, becomeWorker, supervisorLogfile, workerArgv
 
 __all__ = ["makeService"]
@@ -50,11 +51,13 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         limits=limits.limits,
         activity=limits.activity,
         logConfig=limits.logConfig,
+        backlog=limits.backlog,
     )
     if options["reuse-port"]:
         from twisted.internet import reactor as running
 
-        return ReusePortService(options.endpoint, factory, reactor or running)
+        reused = ReusePortService(options.endpoint, factory, reactor or running)
+        return StartupGuard(reused, options["port"], hangup=reactor is None)
     kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
     service: IService = strports.service(options.endpoint, factory, **kwargs)
-    return service
+    return StartupGuard(service, options["port"], hangup=reactor is None)
