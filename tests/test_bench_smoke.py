@@ -6,11 +6,14 @@ bench/README.rst.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
+
+from ._system import inCI
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -24,7 +27,18 @@ class BenchSmokeTests(SynchronousTestCase):
         if not BENCH.is_dir():
             raise self.skipTest(f"no bench directory at {BENCH}")
 
-    def runBench(self, script: str, *args: str) -> str:
+    def requireCompiler(self) -> None:
+        """
+        Skip unless gcc can build the C load generator (fail under CI).
+        """
+        if shutil.which("gcc") is not None and sys.platform.startswith("linux"):
+            return
+        why = "the C load generator needs gcc and Linux (epoll)"
+        if inCI():
+            self.fail(f"cannot run under CI=true: {why}")
+        raise self.skipTest(why)
+
+    def runBench(self, script: str, *args: str, timeout: float = 120) -> str:
         """
         Run C{bench/<script>} with C{args}; return its output, failing the
         test if it exits with an error.
@@ -33,7 +47,7 @@ class BenchSmokeTests(SynchronousTestCase):
             [sys.executable, str(BENCH / script), *args],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=timeout,
         )
         self.assertEqual(
             result.returncode,
@@ -47,7 +61,14 @@ class BenchSmokeTests(SynchronousTestCase):
         """
         Every script answers C{--help}.
         """
-        for script in ("tick.py", "memory.py", "chunk.py", "throughput.py"):
+        for script in (
+            "tick.py",
+            "memory.py",
+            "chunk.py",
+            "throughput.py",
+            "loadgen.py",
+            "compare.py",
+        ):
             result = subprocess.run(
                 [sys.executable, str(BENCH / script), "--help"],
                 capture_output=True,
@@ -117,3 +138,87 @@ class BenchSmokeTests(SynchronousTestCase):
         for variant in ("plain", "HeartbeatMixin", "TimeoutMixin (ours)"):
             self.assertIn(variant, out)
         self.assertIn("goal: HeartbeatMixin within 1% of plain", out)
+
+    def test_loadgen(self) -> None:
+        """
+        loadgen.py builds the C generator and drives a plain server in both
+        modes; the fleet's silent share is counted.
+        """
+        self.requireCompiler()
+        port = _freePort()
+        server = subprocess.Popen(
+            [sys.executable, str(BENCH / "compare.py"), "--serve-plain", str(port)]
+        )
+        self.addCleanup(server.wait, 30)
+        self.addCleanup(server.terminate)
+        common = ["--port", str(port), "--server-pid", str(server.pid)]
+        out = self.runBench(
+            "loadgen.py", *common, "--connections", "5", "--duration", "0.5"
+        )
+        self.assertIn("closed: 5 connected", out)
+        self.assertIn("server CPU", out)
+        out = self.runBench(
+            "loadgen.py",
+            *common,
+            "--mode",
+            "fleet",
+            "--connections",
+            "20",
+            "--processes",
+            "2",
+            "--sources",
+            "2",
+            "--period",
+            "0.2",
+            "--silent",
+            "0.1",
+            "--duration",
+            "0.5",
+        )
+        self.assertIn("fleet: 20 connected", out)
+        self.assertIn("busy closed: 0", out)
+
+    def test_compare(self) -> None:
+        """
+        compare.py runs every section at tiny sizes and states each goal.
+        """
+        self.requireCompiler()
+        out = self.runBench(
+            "compare.py",
+            "--rounds",
+            "1",
+            "--duration",
+            "0.3",
+            "--connections",
+            "4",
+            "--fleet",
+            "20",
+            "--fleet-period",
+            "0.3",
+            "--fleet-window",
+            "0.3",
+            "--fleet-rounds",
+            "1",
+            "--workers",
+            "--profile",
+            "--top",
+            "3",
+            timeout=300,
+        )
+        for text in (
+            "throughput: closed loop",
+            "fleet: 20 connections",
+            "workers: closed loop",
+            "profile: twistd heartbeat",
+            "goal: defaults >= 1.4x plain",
+            "goal: fleet CPU <= 0.8x plain",
+        ):
+            self.assertIn(text, out)
+
+
+def _freePort() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
