@@ -183,7 +183,8 @@ class StartupTests(TestCase):
         port = yield server.listeningPort()
         yield server.waitFor(
             r"heartbeat server: idle=5s .*activity=pings max-connections=50 "
-            r"max-connections-per-ip=1000 connection-rate=100/s burst=200 "
+            r"max-connections-per-ip=1000 \(not loopback\) "
+            r"connection-rate=100/s burst=200 "
             r"backlog=64 .* user-timeout=30ms"
         )
         yield server.waitFor(r"--user-timeout is in milliseconds: 30 ms")

@@ -52,7 +52,7 @@ def optionError(error: ValueError, options: dict[str, str]) -> usage.UsageError:
     return usage.UsageError(message)
 
 
-def _seconds(name: str, value: str | None) -> float | None:
+def _seconds(name: str, value: str | None, timer: bool = True) -> float | None:
     if value is None:
         return None
     try:
@@ -61,7 +61,8 @@ def _seconds(name: str, value: str | None) -> float | None:
         raise usage.UsageError(
             f"--{name} must be a number of seconds: {value!r}"
         ) from None
-    if 0 < seconds < 0.01:
+    # A timer under 10 ms is a mistake (milliseconds given as seconds?).
+    if timer and 0 < seconds < 0.01:
         raise usage.UsageError(f"--{name} must be at least 0.01 s (10 ms): {value}")
     return seconds
 
@@ -122,7 +123,7 @@ def _pingServerConfig(options: Options) -> PingServerConfig:
     The ping limits given by C{options}; bad values raise
     L{usage.UsageError} naming the option.
     """
-    interval = _seconds("min-ping-interval", options["min-ping-interval"])
+    interval = _seconds("min-ping-interval", options["min-ping-interval"], timer=False)
     assert interval is not None
     try:
         return PingServerConfig(

@@ -151,7 +151,7 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
         self._clock = clock = factory.clock
         self._responder = factory.pingResponder
         peer = transport.getPeer()
-        self._key = key = addressKey(peer)
+        self._key = key = addressKey(peer, factory.limits.limitLoopback)
         refused = factory.gate.admit(key, clock.seconds())
         if refused is not None:
             factory.logRefusal(peer, refused)
@@ -386,7 +386,8 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
             else "idle=off",
             f"activity={self.activity}",
             f"max-connections={limits.maxConnections or 'off'}",
-            f"max-connections-per-ip={limits.maxConnectionsPerAddress or 'off'}",
+            f"max-connections-per-ip={limits.maxConnectionsPerAddress or 'off'}"
+            + ("" if limits.limitLoopback else " (not loopback)"),
             f"connection-rate={limits.connectionRate:g}/s"
             f" burst={limits.connectionBurst}"
             if limits.connectionRate
