@@ -14,6 +14,8 @@ for all of them):
 OS TCP keepalive: L{enableKeepAlive}, L{KeepAliveConfig},
 L{KeepAliveResult}, L{KeepAliveTimedOut}.
 
+Sending at once instead of on the next reactor turn: L{EagerWriteMixin}.
+
 Application ping/pong lives in L{heartbeat_twisted.ping}; helpers for your
 own tests in L{heartbeat_twisted.testing}.
 """
@@ -26,10 +28,12 @@ from ._mixins import HeartbeatFactoryMixin, HeartbeatMixin
 from ._timeout import TimeoutMixin
 from ._tracker import IdleTracker
 from ._wrapping import HeartbeatWrappingFactory
+from ._writepath import EagerWriteMixin
 
 __version__ = "0.2.0.dev0"
 
 __all__ = [
+    "EagerWriteMixin",
     "HeartbeatConfig",
     "HeartbeatFactoryMixin",
     "HeartbeatMixin",

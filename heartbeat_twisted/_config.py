@@ -154,11 +154,24 @@ class KeepAliveConfig:
     @property
     def deadAfter(self) -> float:
         """
-        Seconds after the last activity at which the kernel reports a dead
-        peer: C{userTimeout} if set, else C{idle + interval * count}.
+        Seconds after the last activity at which the kernel reports a silent
+        peer dead: C{idle + interval * count}, or with a C{userTimeout} the
+        first keepalive check at or after it,
+        C{idle + interval * max(1, ceil((userTimeout / 1000 - idle) /
+        interval))}.
+
+        The kernel looks at the user timeout only when a probe is due (at
+        C{idle + interval * k}) and only once a probe is outstanding, and
+        then ignores C{count}: with 2/1/9 and C{userTimeout=3500} the abort
+        comes at 4 s (measured: 4.07 s), not at 3.5 s nor at 11 s.  (While
+        sent data is unacknowledged, retransmission decides instead, and
+        the user timeout applies from the first unacknowledged send.)
         """
         if self.userTimeout:
-            return self.userTimeout / 1000.0
+            beyondIdle = self.userTimeout - self.idle * 1000
+            step = self.interval * 1000
+            probes = max(1, -(-beyondIdle // step))
+            return float(self.idle + self.interval * probes)
         return float(self.idle + self.interval * self.count)
 
 

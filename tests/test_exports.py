@@ -24,6 +24,7 @@ from heartbeat_twisted import (
     _wrapping,
 )
 from heartbeat_twisted._deprecated import MOVED
+from heartbeat_twisted._writepath import _install
 from heartbeat_twisted.ping import (
     _answering,
     _client,
@@ -44,6 +45,7 @@ PUBLIC: dict[ModuleType, dict[str, object]] = {
         "KeepAliveTimedOut": _keepalive.KeepAliveTimedOut,
         "TimeoutMixin": _timeout.TimeoutMixin,
         "enableKeepAlive": _keepalive.enableKeepAlive,
+        "EagerWriteMixin": _install.EagerWriteMixin,
     },
     heartbeat_twisted.ping: {
         "HealthCheck": _health.HealthCheck,

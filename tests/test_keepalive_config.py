@@ -91,11 +91,29 @@ class KeepAliveConfigTests(SynchronousTestCase):
 
     def test_deadAfter(self) -> None:
         """
-        A dead peer is reported C{idle + interval * count} seconds after the
-        last activity, or after C{userTimeout} milliseconds when that is
-        set; C{userTimeout=0} (the kernel default) does not change it.
+        Without a user timeout a dead peer is reported C{idle + interval *
+        count} seconds after the last activity; C{userTimeout=0} (the kernel
+        default) does not change it.
         """
         self.assertEqual(KeepAliveConfig(2, 1, 3).deadAfter, 5.0)
         self.assertEqual(KeepAliveConfig(60, 10, 6).deadAfter, 120.0)
-        self.assertEqual(KeepAliveConfig(2, 1, 9, userTimeout=3500).deadAfter, 3.5)
         self.assertEqual(KeepAliveConfig(2, 1, 3, userTimeout=0).deadAfter, 5.0)
+
+    def test_deadAfterUserTimeout(self) -> None:
+        """
+        With a user timeout, the abort comes at the first probe check at or
+        after it (checks at C{idle + interval * k}, C{k >= 1}), whatever
+        C{count} says: the measured 2/1/9 with 3.5 s closed at about 4 s.
+        """
+        cases = [
+            ((2, 1, 9, 3500), 4.0),  # checks at 3, 4: 4 is the first >= 3.5
+            ((2, 1, 9, 4000), 4.0),  # exactly at a check
+            ((2, 1, 9, 4001), 5.0),
+            ((2, 1, 3, 20000), 20.0),  # beyond idle + interval * count
+            ((2, 3, 3, 2500), 5.0),  # one probe must be outstanding
+            ((10, 5, 3, 1000), 15.0),  # below idle: the first check after
+            ((60, 10, 6, 125500), 130.0),
+        ]
+        for (idle, interval, count, userTimeout), seconds in cases:
+            config = KeepAliveConfig(idle, interval, count, userTimeout)
+            self.assertEqual((config, config.deadAfter), (config, seconds))

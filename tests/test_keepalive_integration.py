@@ -72,14 +72,17 @@ class Client(Peer):
 
 def kernelSettings(transport: Any) -> dict[str, int]:
     """
-    The keepalive settings of the TCP socket under C{transport}, asked of
-    the kernel directly.
+    The keepalive settings of the TCP socket under C{transport} (or of the
+    socket C{transport}), asked of the kernel directly.
     """
-    while not isinstance(
-        getattr(transport, "getHandle", lambda: None)(), socket.socket
-    ):
-        transport = transport.transport
-    sock = transport.getHandle()
+    if isinstance(transport, socket.socket):
+        sock = transport
+    else:
+        while not isinstance(
+            getattr(transport, "getHandle", lambda: None)(), socket.socket
+        ):
+            transport = transport.transport
+        sock = transport.getHandle()
     platform = currentPlatform()
     settings = {
         field: sock.getsockopt(platform.ipprotoTCP, option)
@@ -96,6 +99,63 @@ def expected(config: KeepAliveConfig) -> dict[str, int]:
     platform = currentPlatform()
     wanted = {field: getattr(config, field) or 0 for field in platform.options}
     return {**wanted, "enabled": 1}
+
+
+class StartTLSServer(Protocol):
+    """
+    Plain text until the line C{STARTTLS} (answered C{OK} in plain text),
+    then TLS; on the first TLS bytes it turns keepalive on and echoes.
+    """
+
+    factory: StartTLSFactory
+    tls = False
+    result: Any = None
+
+    def dataReceived(self, data: bytes) -> None:
+        assert self.transport is not None
+        if not self.tls:
+            if data == b"STARTTLS\n":
+                self.tls = True
+                self.transport.write(b"OK\n")
+                self.transport.startTLS(self.factory.options)  # type: ignore[attr-defined]
+            return
+        if self.result is None:
+            self.result = enableKeepAlive(self.transport, SERVER)
+            self.factory.ready.callback(self)
+        self.transport.write(data)
+
+
+class StartTLSFactory(Factory):
+    protocol = StartTLSServer
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+        self.ready: Deferred[StartTLSServer] = Deferred()
+
+
+class StartTLSClient(Peer):
+    """
+    Asks for STARTTLS, switches to TLS on C{OK}, then turns keepalive on
+    for its own side and sends C{hello}.
+    """
+
+    def __init__(self, options: Any) -> None:
+        super().__init__()
+        self.options = options
+        self.tls = False
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.send(b"STARTTLS\n")
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self.tls and data == b"OK\n":
+            self.tls = True
+            self.transport.startTLS(self.options)  # type: ignore[union-attr]
+            self.keepAlive = enableKeepAlive(self.transport, CLIENT)
+            self.send(b"hello")
+            return
+        super().dataReceived(data)
 
 
 class KeepAliveLoopbackTests(TestCase):
@@ -211,3 +271,43 @@ class KeepAliveLoopbackTests(TestCase):
         self.assertEqual(accepted.keepAliveResult.reason, "Server is not TCP (AF_UNIX)")
         self.assertFalse(client.keepAlive.applicable)
         self.assertEqual(client.keepAlive.reason, "Client is not TCP (AF_UNIX)")
+
+    @inlineCallbacks
+    def test_startTLS(self) -> Any:
+        """
+        After STARTTLS (C{transport.startTLS}, which makes the TCP
+        transport's C{getHandle()} return the TLS connection), the socket
+        is still found: both sides get their settings in the kernel, and
+        the TLS connection works.
+        """
+        serverOptions, clientOptions = tlsOptions()
+        factory = StartTLSFactory(serverOptions)
+        port = yield endpoints.TCP4ServerEndpoint(
+            reactor, 0, interface="127.0.0.1"
+        ).listen(factory)
+        self.addCleanup(port.stopListening)
+        client = StartTLSClient(clientOptions)
+        yield endpoints.connectProtocol(
+            endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port),
+            client,
+        )
+
+        def close() -> Deferred[Any]:
+            client.transport.abortConnection()  # type: ignore[union-attr]
+            return client.whenLost()
+
+        self.addCleanup(close)
+        server = yield factory.ready
+        echoed = yield client.expect(b"hello")
+        self.assertEqual(echoed, b"hello")
+        self.assertTrue(server.result.applicable, server.result.reason)
+        self.assertEqual(
+            server.result.settings(),
+            {k: v for k, v in expected(SERVER).items() if k != "enabled"},
+        )
+        self.assertEqual(
+            server.result.reportsTimeout, currentPlatform().tcpInfo is not None
+        )
+        self.assertEqual(kernelSettings(server.transport.socket), expected(SERVER))
+        self.assertTrue(client.keepAlive.applicable, client.keepAlive.reason)
+        self.assertEqual(kernelSettings(client.transport.socket), expected(CLIENT))

@@ -1,11 +1,12 @@
 """
 System tests: the kernel's keepalive against C{twistd -n heartbeat}, each
 scenario in a network namespace of its own, with real probes, an iptables
-DROP rule (the seed's experiment) and a SIGSTOPped peer.
+DROP rule (the seed's experiment), an iptables rule that answers probes
+with a reset, and a SIGSTOPped peer.
 
 They need root, iproute2, iptables, tcpdump and netcat-openbsd: outside CI
 they are skipped with the reason, under C{CI=true} they fail instead.  The
-four scenarios run at the same time, so the test takes about as long as the
+five scenarios run at the same time, so the test takes about as long as the
 longest one (some 8 s).  The figures measured are logged
 (C{_trial_temp/test.log} under trial: C{grep measured}).
 """
@@ -199,6 +200,32 @@ class KeepAliveKernelTests(TestCase):
         self.assertTrue(3.5 <= elapsed <= 4.0 + SLACK, f"closed after {elapsed}")
 
     @inlineCallbacks
+    def resetPeer(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        4e: the peer answers the first probe with a reset, as a host that
+        lost the connection's state does (here an iptables C{REJECT
+        --reject-with tcp-reset} on the server's packets to it): the server
+        closes the connection as C{peer reset} at the first probe, C{idle}
+        = 2 s after the last activity, not as a keepalive timeout.
+        """
+        s = Scenario(self, "reset")
+        yield s.startServer(
+            "--idle", "60", "--keepidle", "2", "--keepinterval", "1", "--keepcount", "3"
+        )
+        started, _ = yield s.connect()
+        s.ns.run(
+            "iptables", "-A", "INPUT", "-p", "tcp", "--sport", str(PORT),
+            "-j", "REJECT", "--reject-with", "tcp-reset",
+        )  # fmt: skip
+        when, reason = yield s.closed(15)
+        elapsed = when - started
+        self.measured(
+            "4e probe answered by a reset (2/1/3, expected 2 s)", close=elapsed
+        )
+        self.assertEqual(reason, "peer reset")
+        self.assertTrue(2.0 - 0.05 <= elapsed <= 2.0 + SLACK, f"closed after {elapsed}")
+
+    @inlineCallbacks
     def stoppedPeer(self) -> Generator[Deferred[Any], Any, None]:
         """
         4d: a SIGSTOPped peer process: its kernel still answers the probes,
@@ -223,13 +250,14 @@ class KeepAliveKernelTests(TestCase):
     @inlineCallbacks
     def test_kernel(self) -> Generator[Deferred[Any], Any, None]:
         """
-        The four scenarios, at the same time, each in its own namespace.
+        The five scenarios, at the same time, each in its own namespace.
         """
         results = yield DeferredList(
             [
                 self.answeredProbes(),
                 self.deadPeer(),
                 self.userTimeout(),
+                self.resetPeer(),
                 self.stoppedPeer(),
             ],
             consumeErrors=True,

@@ -28,7 +28,7 @@ from heartbeat_twisted.server._reuseport import (
     parseListenAddress,
     workersUnsupported,
 )
-from heartbeat_twisted.server._service import makeService
+from heartbeat_twisted.server._service import HeartbeatService, makeService
 from heartbeat_twisted.server._workers import (
     WORKER_ENVIRONMENT,
     WorkerSupervisor,
@@ -143,9 +143,9 @@ class OptionTests(SynchronousTestCase):
         self.assertIsInstance(service, WorkerSupervisor)
         self.assertEqual(service.count, 2)
         listener = makeService(parse("--reuse-port", "--port", "7000"))
-        self.assertIsInstance(listener.service, ReusePortService)
+        self.assertIsInstance(listener, HeartbeatService)
         # --backlog's default reaches the listener (docs/hardening.rst).
-        self.assertEqual(listener.address, (7000, "", defaultBacklog()))
+        self.assertEqual(listener.endpoints, [f"tcp:7000:backlog={defaultBacklog()}"])
 
 
 class TagTests(SynchronousTestCase):

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 
 from .._config import HeartbeatConfig, KeepAliveConfig
 from ..ping._config import PingServerConfig
 from ._limitoptions import LIMIT_FLAGS, LIMIT_PARAMETERS, ServerLimits, checkLineLength
 from ._limits import withBacklog
+from ._operations import OperationsOptionsMixin, portToEndpoint
 from ._workers import workersFromOptions
 
 __all__ = [
@@ -21,22 +21,6 @@ __all__ = [
     "optionError",
     "portToEndpoint",
 ]
-
-
-def portToEndpoint(port: str) -> str:
-    """
-    Turn a C{--port} value into a server endpoint string: a bare number
-    C{N} becomes C{tcp:N}; anything else is taken as an endpoint string.
-
-    @raise ValueError: For a number outside 0..65535.
-    """
-    port = port.strip()
-    if port.isdigit():
-        number = int(port)
-        if number > 65535:
-            raise ValueError(f"'port' must be in 0..65535: {port}")
-        return f"tcp:{number}"
-    return port
 
 
 def optionError(error: ValueError, options: dict[str, str]) -> usage.UsageError:
@@ -142,7 +126,7 @@ def _pingServerConfig(options: Options) -> PingServerConfig:
         ) from None
 
 
-class Options(usage.Options):
+class Options(OperationsOptionsMixin, usage.Options):
     """
     Command-line options of C{twistd heartbeat}.
     """
@@ -157,13 +141,6 @@ class Options(usage.Options):
     )
 
     optParameters = [
-        [
-            "port",
-            "p",
-            "6666",
-            "Port number, or any server endpoint string "
-            "(e.g. tcp:6666:interface=127.0.0.1).",
-        ],
         ["idle", "i", "5", "Close a connection after this many silent seconds."],
         [
             "check-interval",
@@ -254,7 +231,6 @@ class Options(usage.Options):
     keepAliveConfig: KeepAliveConfig | None
     pingServerConfig: PingServerConfig
     serverLimits: ServerLimits
-    endpoint: str
     workers: int | None
 
     def postOptions(self) -> None:
@@ -266,20 +242,16 @@ class Options(usage.Options):
         assert idle is not None
         try:
             self.heartbeatConfig = HeartbeatConfig(idle=idle, checkInterval=interval)
-            self.endpoint = portToEndpoint(self["port"])
         except ValueError as e:
             raise optionError(
-                e, {"idle": "idle", "checkInterval": "check-interval", "port": "port"}
+                e, {"idle": "idle", "checkInterval": "check-interval"}
             ) from None
         self.keepAliveConfig = keepAliveFromOptions(self)
         checkLineLength(self)
         self.pingServerConfig = _pingServerConfig(self)
+        self.postOperations()
         self.workers = workersFromOptions(self)
         self.serverLimits = ServerLimits.fromOptions(self)
-        self.endpoint = withBacklog(self.endpoint, self.serverLimits.backlog)
-        from twisted.internet import reactor
-
-        try:
-            serverFromString(reactor, self.endpoint)  # type: ignore[no-untyped-call]
-        except Exception as e:
-            raise usage.UsageError(f"--port {self['port']!r}: {e}") from None
+        backlog = self.serverLimits.backlog
+        self.endpoints = [withBacklog(e, backlog) for e in self.endpoints]
+        self.endpoint = self.endpoints[0]

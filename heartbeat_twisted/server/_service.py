@@ -1,31 +1,267 @@
 """
 The service behind C{twistd heartbeat}: what runs once the options are
-checked.
+checked.  It listens on every C{--port}, confirms OS keepalive on each
+once, serves metrics, and stops gracefully (L{Drainer}).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from twisted.application import strports
-from twisted.application.service import IService
-from twisted.internet.interfaces import IReactorCore
+from twisted.application.service import IService, MultiService
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IReactorCore
+from twisted.logger import ILogObserver, Logger
+from twisted.python.failure import Failure
 
+from .._config import KeepAliveConfig
+from .._keepalive import KeepAliveResult, enableKeepAlive
 from ..ping._health import PingResponder
+from ._drain import ConnectionSet, Drainer, MaxAge
+from ._logformat import jsonLogger
+from ._metrics import ReactorLag, Sample, ServerMetrics, metricsSite
 from ._options import Options
-from ._protocol import ServerFactory, fileHealthCheck
-from ._reuseport import ReusePortService
-from ._startup import StartupGuard
+from ._protocol import ServerFactory, ServerProtocol, fileHealthCheck
+from ._reuseport import parseListenAddress, reusePortSocket
+from ._startup import HangupService, describeListenError
 from ._workers import WorkerSupervisor, becomeWorker, supervisorLogfile, workerArgv
 
-__all__ = ["makeService"]
+__all__ = ["HeartbeatService", "OperatedFactory", "makeService"]
+
+_log = Logger()
+
+
+class OperatedFactory(ServerFactory):
+    """
+    The factory of C{twistd heartbeat}: a L{ServerFactory} that also knows
+    its open connections (to tell them to go) and their maximum age.
+
+    @ivar connections: The open connections.
+    @ivar maxAge: The maximum connection age, or L{None}.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        connections: ConnectionSet | None = None,
+        maxAge: MaxAge | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections = connections if connections is not None else ConnectionSet()
+        self.maxAge = maxAge
+
+    def connected(self, protocol: ServerProtocol) -> int:
+        number = super().connected(protocol)
+        self.connections.add(protocol)
+        if self.maxAge is not None:
+            self.maxAge.start(protocol)
+        return number
+
+    def disconnected(self, protocol: ServerProtocol, reason: str) -> None:
+        if self.maxAge is not None:
+            self.maxAge.stop(protocol)
+        super().disconnected(protocol, reason)
+        self.connections.discard(protocol)
+
+
+class _ListeningSocket:
+    """
+    A listening port's socket, as L{enableKeepAlive} looks for one.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def getHandle(self) -> socket.socket:
+        return self._sock
+
+
+def confirmKeepAlive(port: object, config: KeepAliveConfig) -> KeepAliveResult:
+    """
+    Apply C{config} to the listening socket of C{port} (accepted
+    connections inherit it on Linux; each is set again when accepted) and
+    read it back: proof, once at startup, that the kernel takes the values.
+    """
+    fileno = getattr(port, "fileno", None)
+    if not callable(fileno):
+        return KeepAliveResult.notApplicable(f"{type(port).__qualname__} has no socket")
+    sock = socket.socket(fileno=os.dup(fileno()))
+    try:
+        return enableKeepAlive(_ListeningSocket(sock), config)
+    finally:
+        sock.close()
+
+
+def _logKeepAlive(endpoint: str, result: KeepAliveResult) -> None:
+    if not result.applicable:
+        _log.info(
+            "OS keepalive does not apply on {endpoint}: {why}",
+            endpoint=endpoint,
+            why=result.reason,
+        )
+        return
+    _log.info(
+        "OS keepalive on {endpoint}: idle {idle} s, interval {interval} s, "
+        "count {count}, user timeout {userTimeout} ms",
+        endpoint=endpoint,
+        **result.settings(),
+    )
+
+
+class HeartbeatService(MultiService):
+    """
+    Listens with one factory on several endpoints; its children (the
+    metrics page) run beside it.  Stopping it drains (L{Drainer}): the
+    ports close after the drain delay, clients are told to go, and the
+    children stop last.
+
+    @ivar endpoints: The server endpoint strings.
+    @ivar factory: The server factory.
+    @ivar drainer: The graceful stop.
+    @ivar ports: The listening ports, once listening.
+    @ivar metrics: The server's metrics (L{ServerMetrics.values} reads them).
+    """
+
+    def __init__(
+        self,
+        endpoints: list[str],
+        factory: OperatedFactory,
+        drainer: Drainer,
+        reactor: Any = None,
+        keepAlive: KeepAliveConfig | None = None,
+        lag: ReactorLag | None = None,
+        logFormat: str = "text",
+        metrics: ServerMetrics | None = None,
+        reusePort: bool = False,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.metrics = metrics
+        self.endpoints = endpoints
+        self.factory = factory
+        self.drainer = drainer
+        self.ports: list[IListeningPort] = []
+        self._reactor = reactor
+        self._keepAlive = keepAlive
+        self._lag = lag
+        self._logFormat = logFormat
+        self._reusePort = reusePort
+        self._listening = False
+
+    def setServiceParent(self, parent: Any) -> None:
+        """
+        With C{--log-format json}, set the application's log observer (twistd
+        asks the application for one before it falls back to its own).
+        """
+        if self._logFormat == "json" and hasattr(parent, "setComponent"):
+            parent.setComponent(ILogObserver, jsonLogger())
+        super().setServiceParent(parent)  # type: ignore[no-untyped-call]
+
+    def _listen(self) -> None:
+        if self._listening:
+            return
+        self._listening = True
+        reactor = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        for description in self.endpoints:
+            try:
+                self._listenOn(reactor, description)
+            except Exception as e:
+                # One line naming the option, not a traceback (hardening).
+                raise SystemExit(describeListenError(description, e)) from None
+
+    def _listenOn(self, reactor: Any, description: str) -> None:
+        if self._reusePort:
+            self._listened(self._reuse(reactor, description), description)
+            return
+        endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+        failures: list[Failure] = []
+        d = endpoint.listen(self.factory)
+        d.addCallback(self._listened, description)
+        d.addErrback(failures.append)
+        if failures:
+            # Fail twistd's start, as strports.service does.
+            failures[0].raiseException()
+
+    def _reuse(self, reactor: Any, description: str) -> IListeningPort:
+        """
+        Listen on a C{tcp:} endpoint with C{SO_REUSEPORT} (C{--reuse-port},
+        C{--workers}).
+        """
+        port, interface, backlog = parseListenAddress(description)
+        sock = reusePortSocket(interface, port, backlog)
+        try:
+            listening: IListeningPort = reactor.adoptStreamPort(
+                sock.fileno(), sock.family, self.factory
+            )
+        finally:
+            sock.close()  # the port holds its own duplicate
+        return listening
+
+    def _listened(self, port: IListeningPort, description: str) -> None:
+        self.ports.append(port)
+        if self._keepAlive is not None:
+            try:
+                result = confirmKeepAlive(port, self._keepAlive)
+            except OSError as e:
+                _log.warn(
+                    "OS keepalive on {endpoint}: refused: {error}",
+                    endpoint=description,
+                    error=e,
+                )
+            else:
+                _logKeepAlive(description, result)
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen (before twistd drops privileges, for ports below 1024).
+        """
+        self._listen()
+        super().privilegedStartService()  # type: ignore[no-untyped-call]
+
+    def startService(self) -> None:
+        """
+        Listen if not yet listening; start the children and the lag probe.
+        """
+        self._listen()
+        super().startService()  # type: ignore[no-untyped-call]
+        if self._lag is not None:
+            self._lag.start()
+
+    def _stopListening(self) -> Deferred[Any]:
+        ports, self.ports = self.ports, []
+        return defer.gatherResults(
+            [defer.maybeDeferred(port.stopListening) for port in ports]
+        )
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Drain, then stop the children.
+        """
+        drained = self.drainer.drain(self._stopListening)
+
+        def children(_: object) -> Deferred[Any] | None:
+            if self._lag is not None:
+                self._lag.stop()
+            stopped: Deferred[Any] | None = MultiService.stopService(self)  # type: ignore[no-untyped-call]
+            return stopped
+
+        drained.addCallback(children)
+        return drained.addCallback(lambda _: None)
 
 
 def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
     """
-    The demo server listening on C{options.endpoint}.
+    The server of C{twistd heartbeat}: listening on every C{--port}, with
+    metrics on C{--metrics-port} if given.
 
-    @param reactor: The reactor for the listening port and the heartbeat's
+    @param reactor: The reactor for the listening ports and the heartbeat's
         clock; the global reactor if L{None}.
     """
     if options.workers is not None:
@@ -42,22 +278,70 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         [fileHealthCheck(path)] if path else [],
         clock=clock,
     )
+    connections = ConnectionSet()
+    drainer = Drainer(options.drainConfig, connections, responder, clock=clock)
+    maxAge = None
+    if options.maxAgeConfig is not None:
+        maxAge = MaxAge(
+            options.maxAgeConfig,
+            clock,
+            closeGrace=options.heartbeatConfig.closeGrace,
+        )
     limits = options.serverLimits
-    factory = ServerFactory(
+    factory = OperatedFactory(
         heartbeatConfig=options.heartbeatConfig,
         clock=clock,
         keepAlive=options.keepAliveConfig,
         pingResponder=responder,
+        connections=connections,
+        maxAge=maxAge,
         limits=limits.limits,
         activity=limits.activity,
         logConfig=limits.logConfig,
         backlog=limits.backlog,
     )
-    if options["reuse-port"]:
-        from twisted.internet import reactor as running
+    lag = ReactorLag(clock=clock)
+    metrics = ServerMetrics(
+        factory, options.worker, lag, _extraSamples(drainer, maxAge)
+    )
+    service = HeartbeatService(
+        options.endpoints,
+        factory,
+        drainer,
+        reactor=reactor,
+        keepAlive=options.keepAliveConfig,
+        lag=lag,
+        logFormat=options["log-format"],
+        metrics=metrics,
+        reusePort=options["reuse-port"],
+    )
+    if reactor is None:
+        HangupService().setServiceParent(service)  # type: ignore[no-untyped-call]
+    if options.metricsEndpoint is not None:
+        site = metricsSite(metrics)
+        kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
+        strports.service(options.metricsEndpoint, site, **kwargs).setServiceParent(  # type: ignore[no-untyped-call]
+            service
+        )
+    return service
 
-        reused = ReusePortService(options.endpoint, factory, reactor or running)
-        return StartupGuard(reused, options["port"], hangup=reactor is None)
-    kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
-    service: IService = strports.service(options.endpoint, factory, **kwargs)
-    return StartupGuard(service, options["port"], hangup=reactor is None)
+
+def _extraSamples(drainer: Drainer, maxAge: MaxAge | None) -> Any:
+    def samples() -> Any:
+        yield Sample(
+            "heartbeat_draining",
+            "gauge",
+            "1 while the server drains (fails its health check), else 0.",
+            {},
+            1 if drainer.draining else 0,
+        )
+        if maxAge is not None:
+            yield Sample(
+                "heartbeat_max_age_goaways_total",
+                "counter",
+                "Clients told to go for their connection's age.",
+                {},
+                maxAge.toldToGo,
+            )
+
+    return samples

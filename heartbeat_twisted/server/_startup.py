@@ -12,18 +12,20 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from twisted.application.service import IService, MultiService
+from twisted.application.service import Service
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
-__all__ = ["StartupGuard", "describeListenError"]
+__all__ = ["HangupService", "describeListenError"]
 
 _log = Logger()
 
 
 def describeListenError(port: str, error: BaseException) -> str:
     """
-    One line saying why C{--port PORT} could not listen.
+    One line saying why C{--port PORT} could not listen: raise
+    C{SystemExit} with it, and twistd exits with status 1 and that line
+    instead of a traceback.
     """
     cause: Any = error
     if isinstance(error, CannotListenError):
@@ -48,56 +50,23 @@ def describeListenError(port: str, error: BaseException) -> str:
     return f"--port {port}: cannot listen: {problem}"
 
 
-class StartupGuard(MultiService):
+class HangupService(Service):
     """
-    Runs one service; if starting it fails, the process exits with status 1
-    and one line (L{SystemExit} with the text twistd prints) instead of a
-    traceback.  While running, SIGHUP is logged and ignored (if
-    C{hangup} is set, as for the real reactor): twistd rotates its log on
-    SIGUSR1, and a hangup of the terminal must not end a server silently.
+    While running, SIGHUP is logged and ignored: twistd rotates its log on
+    SIGUSR1, and a hangup of the terminal must not end a server without a
+    word.  Add it to the server's service when it runs on the real reactor.
 
-    Attributes it does not have are the guarded service's (C{factory}).
-
-    @ivar service: The service to start.
-    @param port: The C{--port} value, for the message.
-    @param hangup: Whether to log and ignore SIGHUP while running.
     @param installSignal: Installs a signal handler (L{signal.signal} by
         default; tests pass their own).
     """
 
-    def __init__(
-        self,
-        service: IService,
-        port: str,
-        hangup: bool = True,
-        installSignal: Callable[[int, Any], Any] | None = None,
-    ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        service.setServiceParent(self)  # type: ignore[no-untyped-call]
-        self.service = service
-        self.port = port
-        self._hangup = hangup
+    def __init__(self, installSignal: Callable[[int, Any], Any] | None = None) -> None:
         self._install = installSignal or signal.signal
         self._previous: Any = None
 
-    def __getattr__(self, name: str) -> Any:
-        # The guarded service's own attributes (its factory, its address).
-        if name.startswith("__") or name == "service":
-            raise AttributeError(name)
-        return getattr(self.service, name)
-
-    def privilegedStartService(self) -> None:
-        try:
-            super().privilegedStartService()  # type: ignore[no-untyped-call]
-        except Exception as e:
-            raise SystemExit(describeListenError(self.port, e)) from None
-
     def startService(self) -> None:
-        try:
-            super().startService()  # type: ignore[no-untyped-call]
-        except Exception as e:
-            raise SystemExit(describeListenError(self.port, e)) from None
-        if self._hangup and hasattr(signal, "SIGHUP"):
+        Service.startService(self)  # type: ignore[no-untyped-call]
+        if hasattr(signal, "SIGHUP"):
             self._previous = self._install(signal.SIGHUP, self._hungUp)
             _log.info("SIGHUP will be logged and ignored (stop with SIGTERM)")
 
@@ -105,7 +74,7 @@ class StartupGuard(MultiService):
         if self._previous is not None:
             self._install(signal.SIGHUP, self._previous)
             self._previous = None
-        return super().stopService()  # type: ignore[no-untyped-call]
+        return Service.stopService(self)  # type: ignore[no-untyped-call]
 
     def _hungUp(self, number: int, frame: Any) -> None:
         from twisted.internet import reactor

@@ -27,6 +27,7 @@ from twisted.internet import defer, protocol
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.logger import ILogObserver, Logger, LogPublisher, globalLogPublisher
 from twisted.python.failure import Failure
+from twisted.python.reflect import accumulateClassList
 from zope.interface import implementer
 
 from ._reuseport import parseListenAddress, workersUnsupported
@@ -117,7 +118,10 @@ def workerArgv(options: Any, reactor: Any, logfile: str | None = None) -> list[s
     if name is not None:
         argv.append(f"--reactor={name}")
     argv.append("heartbeat")
-    for long, _, default, *_ in options.optParameters:
+    argv += [f"--port={port}" for port in options["port"]]
+    parameters: list[Any] = []
+    accumulateClassList(type(options), "optParameters", parameters)  # type: ignore[no-untyped-call]
+    for long, _, default, *_ in parameters:
         value = options[long]
         if long != "workers" and value is not None and value != default:
             argv.append(f"--{long}={value}")
