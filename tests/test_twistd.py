@@ -15,6 +15,8 @@ from twisted.copyright import version as twistedVersion
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
+from heartbeat_twisted.server._limits import defaultBacklog
+
 from ._peers import connectPeer
 from ._twistd import ChildProcess, twistdArgv
 
@@ -141,7 +143,8 @@ class StartupTests(TestCase):
         blocker.listen()
         port = blocker.getsockname()[1]
         yield self.assertOneLineExit(
-            f"--port tcp:{port}:interface=127.0.0.1: cannot listen: the address "
+            f"--port tcp:{port}:interface=127.0.0.1:backlog={defaultBacklog()}: "
+            "cannot listen: the address "
             "is already in use",
             "--port",
             f"tcp:{port}:interface=127.0.0.1",
@@ -151,7 +154,8 @@ class StartupTests(TestCase):
     def test_unixSocketInMissingDirectory(self) -> Generator[Any, Any, None]:
         missing = os.path.join(tempfile.gettempdir(), f"hbt-missing-{os.getpid()}")
         yield self.assertOneLineExit(
-            f"--port unix:{missing}/s: cannot listen: the directory {missing} "
+            f"--port unix:{missing}/s:backlog={defaultBacklog()}: cannot listen: "
+            f"the directory {missing} "
             "does not exist",
             "--port",
             f"unix:{missing}/s",
