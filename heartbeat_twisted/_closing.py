@@ -5,12 +5,37 @@ then C{abortConnection} if it is still open after a grace.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-__all__ = ["closeGracefully", "closed", "isClosing", "peerText"]
+__all__ = [
+    "Scheduler",
+    "abortNow",
+    "closeGracefully",
+    "closed",
+    "isClosing",
+    "peerText",
+]
+
+
+class Scheduler(Protocol):
+    """
+    What can keep an abort timer: a reactor, a L{task.Clock
+    <twisted.internet.task.Clock>}, or an L{IdleTracker
+    <heartbeat_twisted.IdleTracker>} (whose sweep keeps it, at no reactor
+    cost: use it when many connections close at once).
+    """
+
+    def callLater(
+        self, delay: float, func: Callable[..., object], /, *args: object, **kw: object
+    ) -> Any:
+        """
+        Call C{func} C{delay} seconds from now; return something with
+        C{active()} and C{cancel()}.
+        """
 
 
 def peerText(transport: Any) -> str:
@@ -30,7 +55,11 @@ _log = Logger()
 
 
 def closeGracefully(
-    owner: object, transport: Any, grace: float, clock: IReactorTime, reason: str
+    owner: object,
+    transport: Any,
+    grace: float,
+    clock: IReactorTime | Scheduler,
+    reason: str,
 ) -> bool:
     """
     Close C{transport} cleanly (what was written is still sent), and abort
@@ -42,12 +71,14 @@ def closeGracefully(
     L{closed} cancels it, and every mixin of this library calls L{closed}
     from its C{connectionLost}, so no timer outlives its connection.
 
+    @param clock: Keeps the abort timer: a reactor, or an L{IdleTracker
+        <heartbeat_twisted.IdleTracker>} (see L{Scheduler}).
     @param reason: Why it is closed, for the log line of an abort.
     @return: C{False} if C{owner} is already closing (nothing is done).
     """
     if getattr(owner, _CLOSING, None) is not None:
         return False
-    call: IDelayedCall | None = None
+    call: Any = None
     if getattr(transport, "abortConnection", None) is not None:
 
         def abort() -> None:
@@ -64,6 +95,21 @@ def closeGracefully(
     setattr(owner, _CLOSING, call if call is not None else False)
     transport.loseConnection()
     return True
+
+
+def abortNow(owner: object, transport: Any) -> None:
+    """
+    Abort C{transport} at once (C{loseConnection} if it cannot abort), for
+    a connection that must not live on: a misconfigured one, or one whose
+    time-out handler raised.  A pending graceful close is superseded.
+    """
+    closed(owner)
+    setattr(owner, _CLOSING, False)
+    abort = getattr(transport, "abortConnection", None)
+    if abort is not None:
+        abort()
+    elif transport is not None:
+        transport.loseConnection()
 
 
 def isClosing(owner: object) -> bool:

@@ -11,16 +11,35 @@ from typing import Any
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from ._closing import closed, closeGracefully, peerText
+from ._closing import abortNow, closed, closeGracefully, peerText
 from ._config import HeartbeatConfig, KeepAliveConfig
-from ._hooks import Method, callsFirst, fromFactory, hookMethod
+from ._hooks import Method, callsFirst, hookMethod
 from ._keepalive import KeepAliveResult, enableKeepAlive, logOnce
-from ._tracker import IdleEntry, IdleTracker
+from ._tracker import IdleEntry, IdleTracker, checkIdle, sharedTracker
 from ._writepath import writePathFor
 
 __all__ = ["HeartbeatFactoryMixin", "HeartbeatMixin"]
 
 _MARK = "_heartbeatHooked"
+
+#: How to configure the heartbeat, for the one line that says it is not.
+_FIX = (
+    "give the protocol class heartbeatConfig = HeartbeatConfig(idle=...), or "
+    "mix heartbeat_twisted.HeartbeatFactoryMixin into the factory and give "
+    "it a heartbeatConfig (or give that factory only keepAlive=KeepAliveConfig"
+    "(...) for OS keepalive without the idle heartbeat)"
+)
+
+
+def _hookMakeConnection(original: Method) -> Method:
+    def makeConnection(self: HeartbeatMixin, transport: Any) -> Any:
+        refused = self._heartbeatStart(transport)
+        result = original(self, transport)
+        if refused is not None:
+            self._heartbeatRefuse(transport, refused)
+        return result
+
+    return makeConnection
 
 
 def _hookDataReceived(original: Method) -> Method:
@@ -33,39 +52,80 @@ def _hookDataReceived(original: Method) -> Method:
     return dataReceived
 
 
+def _hookTimedOut(original: Method) -> Method:
+    def heartbeatTimedOut(self: HeartbeatMixin) -> Any:
+        try:
+            return original(self)
+        except Exception:
+            # Told again every idle period otherwise, and never closed.
+            transport: Any = getattr(self, "transport", None)
+            self._heartbeatLog.failure(
+                "heartbeatTimedOut of {protocol!r} raised: aborting the connection",
+                protocol=self,
+            )
+            if self.heartbeatCloseReason is None:
+                self.heartbeatCloseReason = "error"
+            self._heartbeatStop()
+            abortNow(self, transport)
+            return None
+
+    return heartbeatTimedOut
+
+
 class HeartbeatMixin:
     """
     Protocol mixin: close the connection when it has received nothing for
     C{idle} seconds.
 
-    Mix it into any protocol whose factory mixes in L{HeartbeatFactoryMixin}::
+    The least code that does it::
 
         class Chat(HeartbeatMixin, LineReceiver):
+            heartbeatConfig = HeartbeatConfig(idle=30)
+
             def lineReceived(self, line): ...
+
+    Such protocols share one sweep per clock and config.  A factory that
+    mixes in L{HeartbeatFactoryMixin} with its own C{heartbeatConfig} (and
+    C{keepAliveConfig}) takes precedence.
 
     The connection is tracked from C{makeConnection} to C{connectionLost}.
     Every received chunk counts as activity, also when a subclass overrides
     C{dataReceived} without calling up (the mixin hooks the methods each
     subclass defines, at class creation); written bytes count too when
-    C{HeartbeatConfig.countOutbound} is set.
+    C{HeartbeatConfig.countOutbound} is set.  L{setIdle} changes this
+    connection's idle time.
 
-    When the connection has been silent for C{idle} seconds,
-    L{heartbeatTimedOut} is called.
+    When the connection has been silent for its idle time,
+    L{heartbeatTimedOut} is called.  If that raises, the error is logged
+    and the connection aborted.
+
+    A connection that finds no heartbeat config at all (neither on its
+    class nor on its factory) is aborted at once, with one log line that
+    says how to configure it: never a connection that is open but
+    untracked.
 
     If the factory has a C{keepAliveConfig}, OS TCP keepalive is turned on
     for the connection at C{makeConnection} (see
     L{enableKeepAlive<heartbeat_twisted.enableKeepAlive>}).
 
+    @cvar heartbeatConfig: The heartbeat for connections whose factory
+        gives none, or L{None}.
+    @cvar heartbeatClock: The clock for that shared heartbeat (the
+        factory's C{heartbeatClock}, else the global reactor, if L{None}).
     @ivar heartbeatCloseReason: Why the heartbeat closed this connection
-        (C{"idle"}), or L{None} if it did not.
+        (C{"idle"}; C{"error"} if L{heartbeatTimedOut} raised;
+        C{"no heartbeat config"}), or L{None} if it did not.
     @ivar keepAliveResult: The OS keepalive settings in effect for this
         connection, as read back from its socket, or L{None} if the factory
         asked for none.
     """
 
+    heartbeatConfig: HeartbeatConfig | None = None
+    heartbeatClock: IReactorTime | None = None
     _heartbeatLog = Logger()
     _heartbeatEntry: IdleEntry | None = None
     _heartbeatTracker: IdleTracker | None = None
+    _heartbeatIdle: float | None = None
     _heartbeatSeconds: Callable[[], float]
     _heartbeatUnobserve: Callable[[], None] | None = None
     heartbeatCloseReason: str | None = None
@@ -77,23 +137,52 @@ class HeartbeatMixin:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        hookMethod(cls, "makeConnection", _MARK, callsFirst("_heartbeatStart", True))
+        hookMethod(cls, "makeConnection", _MARK, _hookMakeConnection)
         if cls.heartbeatActivity == "bytes":
             hookMethod(cls, "dataReceived", _MARK, _hookDataReceived)
         hookMethod(cls, "connectionLost", _MARK, callsFirst("_heartbeatStop"))
+        hookMethod(cls, "heartbeatTimedOut", _MARK, _hookTimedOut)
 
     def heartbeatTracker(self) -> IdleTracker:
         """
-        The tracker this connection registers with: by default the
-        factory's C{heartbeatTracker}.  Override to share another one.
+        The tracker this connection registers with: the factory's
+        C{heartbeatTracker} if it has one, else the one shared by every
+        connection with this class's C{heartbeatConfig} on the same clock.
+        Override to share another one.
+
+        @raise TypeError: If there is no heartbeat config, saying how to
+            give one.
         """
-        return fromFactory(
-            self,
-            "heartbeatTracker",
-            IdleTracker,
-            "Mix heartbeat_twisted.HeartbeatFactoryMixin into the factory and "
-            "give it a heartbeatConfig.",
-        )
+        factory = getattr(self, "factory", None)
+        try:
+            tracker = getattr(factory, "heartbeatTracker", None)
+        except TypeError:
+            tracker = None  # a factory mixin given no heartbeatConfig
+        if isinstance(tracker, IdleTracker):
+            return tracker
+        config = self.heartbeatConfig
+        if config is None:
+            raise TypeError(
+                f"{type(self).__qualname__} has no heartbeat config (factory "
+                f"{type(factory).__qualname__}): {_FIX}"
+            )
+        clock = self.heartbeatClock or getattr(factory, "heartbeatClock", None)
+        return sharedTracker(config, clock)
+
+    def setIdle(self, seconds: float | None) -> None:
+        """
+        Set this connection's idle time, at any time (for example from a
+        keepalive the client announces): it times out C{seconds} after its
+        last activity, never earlier than the tracker's next sweep.
+
+        @param seconds: Seconds C{> 0}; C{0}: never time out; L{None}: the
+            config's C{idle}.
+        @raise ValueError: For a negative or non-finite value.
+        """
+        self._heartbeatIdle = checkIdle(seconds)
+        entry, tracker = self._heartbeatEntry, self._heartbeatTracker
+        if entry is not None and tracker is not None:
+            tracker.setIdle(entry, seconds)
 
     def heartbeatTouch(self) -> None:
         """
@@ -108,9 +197,10 @@ class HeartbeatMixin:
         """
         Called when nothing was received for C{idle} seconds.
 
-        The default logs, closes the connection cleanly (what was written is
+        The default closes the connection cleanly (what was written is
         still flushed) and aborts it if it is still open C{closeGrace}
-        seconds later, so that a peer that stopped reading cannot hold it.
+        seconds later, so that a peer that stopped reading cannot hold it;
+        the tracker logs one line per sweep for all it timed out.
         Override to do something else (send a ping, say); if the connection
         stays open, this is called again after another C{idle} seconds of
         silence.
@@ -119,35 +209,58 @@ class HeartbeatMixin:
             return
         tracker = self._heartbeatTracker
         assert tracker is not None
-        transport: Any = getattr(self, "transport", None)
         self.heartbeatCloseReason = "idle"
-        self._heartbeatLog.info(
-            "closing {peer} after {idle} s without data",
-            peer=peerText(transport),
-            idle=tracker.config.idle,
-            reason="idle",
-        )
         closeGracefully(
-            self, transport, tracker.config.closeGrace, tracker.clock, "idle"
+            self,
+            getattr(self, "transport", None),
+            tracker.config.closeGrace,
+            tracker,
+            "idle",
         )
 
-    def _heartbeatStart(self, transport: Any) -> None:
+    def _heartbeatStart(self, transport: Any) -> str | None:
+        """
+        Track this connection and turn on keepalive as configured.
+
+        @return: Why the connection must be refused, or L{None}.
+        """
         if self._heartbeatEntry is not None:
-            return
+            return None
         factory = getattr(self, "factory", None)
         keepAlive = getattr(factory, "keepAliveConfig", None)
         # A factory given only a KeepAliveConfig wants OS keepalive alone.
         keepAliveOnly = (
-            keepAlive is not None and getattr(factory, "heartbeatConfig", 0) is None
+            keepAlive is not None
+            and getattr(factory, "heartbeatConfig", 0) is None
+            and self.heartbeatConfig is None
         )
         if not keepAliveOnly:
-            tracker = self._heartbeatTracker = self.heartbeatTracker()
+            try:
+                tracker = self.heartbeatTracker()
+            except TypeError as e:
+                return str(e)
+            self._heartbeatTracker = tracker
             self._heartbeatSeconds = tracker.seconds
-            entry = self._heartbeatEntry = tracker.track(self)
+            entry = self._heartbeatEntry = tracker.track(self, self._heartbeatIdle)
             if tracker.config.countOutbound:
                 self._heartbeatCountWrites(transport, entry)
         if keepAlive is not None:
             self._heartbeatKeepAlive(transport, keepAlive)
+        return None
+
+    def _heartbeatRefuse(self, transport: Any, why: str) -> None:
+        """
+        Abort a connection that has no heartbeat, saying (once per class)
+        how to give it one.
+        """
+        logOnce(
+            ("no heartbeat config", type(self).__module__, type(self).__qualname__),
+            "aborting connections of {protocol}: {why}",
+            protocol=type(self).__qualname__,
+            why=why,
+        )
+        self.heartbeatCloseReason = "no heartbeat config"
+        abortNow(self, transport)
 
     def _heartbeatKeepAlive(self, transport: Any, config: KeepAliveConfig) -> None:
         """

@@ -1,22 +1,33 @@
 """
 L{IdleTracker}: one periodic sweep that finds the silent connections among
-any number of tracked ones.
+any number of tracked ones, and keeps their other deadlines.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+import time
+import weakref
+from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ._config import HeartbeatConfig
+from ._time import StallGuard, decisionSeconds, resolveClock
 
-__all__ = ["IdleEntry", "IdleTracker", "Idler"]
+__all__ = ["Deadline", "IdleEntry", "IdleTracker", "Idler", "sharedTracker"]
+
+#: C{IdleEntry.key} of an entry that is filed nowhere: its idle is off.
+_UNFILED = -1
+#: C{IdleEntry.key} of an entry the sweep found due, waiting for its turn.
+_DUE = -2
 
 
 class Idler(Protocol):
@@ -30,39 +41,129 @@ class Idler(Protocol):
         """
 
 
+def checkIdle(idle: float | None) -> float | None:
+    """
+    Check a per-connection idle: L{None} (the tracker's), C{0} (never) or a
+    finite number of seconds C{> 0}.
+
+    @raise ValueError: Naming C{idle}, the bound and the value.
+    """
+    if idle is None:
+        return None
+    if isinstance(idle, bool) or not isinstance(idle, int | float):
+        raise ValueError(f"'idle' must be a number of seconds or None: {idle!r}")
+    if not (math.isfinite(idle) and idle >= 0):
+        raise ValueError(f"'idle' must be >= 0 and finite (0: never): {idle!r}")
+    return float(idle)
+
+
 class IdleEntry:
     """
-    One tracked connection: its owner and the time of its last activity.
+    One tracked connection: its owner, the time of its last activity and
+    its idle time.
 
     The tracker keeps entries in deadline buckets and re-files them lazily;
     recording activity is just C{entry.last = now}.
 
     @ivar owner: The tracked object, or L{None} once it is no longer tracked.
-    @ivar last: L{IReactorTime.seconds} of the last activity.
+    @ivar last: The tracker's C{seconds()} at the last activity.
+    @ivar idle: Seconds of silence after which it times out; C{0}: never.
+    @ivar key: The sweep it is filed under (the tracker's business).
     """
 
-    __slots__ = ("last", "owner")
+    __slots__ = ("idle", "key", "last", "owner")
 
-    def __init__(self, owner: Idler, last: float) -> None:
+    def __init__(self, owner: Idler, last: float, idle: float = 0.0) -> None:
         self.owner: Idler | None = owner
         self.last = last
+        self.idle = idle
+        self.key = _UNFILED
 
     def __repr__(self) -> str:
-        return f"<IdleEntry owner={self.owner!r} last={self.last!r}>"
+        return f"<IdleEntry owner={self.owner!r} last={self.last!r} idle={self.idle!r}>"
+
+
+@implementer(IDelayedCall)
+class Deadline:
+    """
+    A call kept by an L{IdleTracker}'s sweep instead of the reactor: it runs
+    at the first sweep at or after its time, so never early and at most
+    C{checkInterval} late, and costs a list append instead of a reactor
+    timer.  Make one with L{IdleTracker.callLater} or L{IdleTracker.callAt}.
+    """
+
+    __slots__ = ("_tracker", "args", "called", "cancelled", "func", "key", "kw", "time")
+
+    def __init__(
+        self,
+        tracker: IdleTracker,
+        when: float,
+        func: Callable[..., object],
+        args: tuple[object, ...],
+        kw: dict[str, object],
+    ) -> None:
+        self._tracker = tracker
+        self.time = when
+        self.func = func
+        self.args = args
+        self.kw = kw
+        self.key = _UNFILED
+        self.called = False
+        self.cancelled = False
+
+    def getTime(self) -> float:
+        """
+        When it is due, on the tracker's C{seconds()}.
+        """
+        return self.time
+
+    def active(self) -> bool:
+        """
+        Neither called nor cancelled yet.
+        """
+        return not (self.called or self.cancelled)
+
+    def cancel(self) -> None:
+        """
+        Do not call it.  Idempotent (unlike a reactor's C{DelayedCall}, a
+        finished deadline is not an error: a close races its own abort).
+        """
+        if self.active():
+            self.cancelled = True
+            self._tracker._forget()
+
+    def reset(self, secondsFromNow: float) -> None:
+        """
+        Make it due C{secondsFromNow} from now.
+        """
+        if self.active():
+            self.time = self._tracker.seconds() + secondsFromNow
+            self._tracker._fileCall(self)
+
+    def delay(self, secondsLater: float) -> None:
+        """
+        Make it due C{secondsLater} later than it was.
+        """
+        if self.active():
+            self.time += secondsLater
+            self._tracker._fileCall(self)
 
 
 class IdleTracker:
     """
-    Close (or otherwise handle) connections that have been silent for
-    C{config.idle} seconds, with a single L{LoopingCall} for all of them.
+    Time out connections that have been silent for their idle time, with a
+    single L{LoopingCall} for all of them; keep their other deadlines too.
 
     Costs:
       - recording activity (L{touch}, or C{entry.last = now}) is one store;
       - a sweep visits only the entries whose bucket is due: each entry is
         filed under the first sweep at or after its deadline, and an entry
         that saw activity since it was filed is re-filed then (once per
-        C{idle} at most), never on each received chunk;
-      - the L{LoopingCall} runs only while something is tracked.
+        idle period at most), never on each received chunk;
+      - time-outs are handed out at most C{maxPerTurn} (or C{turnBudget}
+        seconds' worth) per reactor turn; the rest follow in the next turns,
+        so that timing out thousands at once never stalls the reactor;
+      - the L{LoopingCall} runs only while something is tracked or due.
 
     Timing: an entry whose owner received nothing since C{t} gets
     C{heartbeatTimedOut()} at the first sweep at or after C{t + idle}: never
@@ -70,41 +171,67 @@ class IdleTracker:
     a clock that runs the sweeps on time).  If the owner is still tracked
     after that call (it chose not to close), its silence is counted afresh.
 
+    Stalls: a sweep (or follow-up turn) that runs more than C{checkInterval}
+    late decides nothing in that turn: the decision waits one reactor turn,
+    after the reactor has read what arrived during the stall.
+
+    Time: decisions use L{decisionSeconds}: C{time.monotonic} when the clock
+    is a real reactor, the clock's own time when it is a fake.
+
     @ivar ticks: Sweeps run so far.
     @ivar visited: Entries looked at by all sweeps so far.
     @ivar lastVisited: Entries looked at by the latest sweep.
     @ivar timedOut: Times C{heartbeatTimedOut} was called.
+    @ivar stalls: Late turns whose decisions waited for a reactor turn.
+    @ivar turns: Follow-up turns run (after a stall, or to spread time-outs).
     """
 
     _log = Logger()
+    #: Time-outs handed out per reactor turn, at most.
+    maxPerTurn = 500
+    #: Seconds of time-outs per reactor turn, about.
+    turnBudget = 0.005
 
     def __init__(
-        self, config: HeartbeatConfig, clock: IReactorTime | None = None
+        self,
+        config: HeartbeatConfig,
+        clock: IReactorTime | None = None,
+        seconds: Callable[[], float] | None = None,
     ) -> None:
         """
-        @param config: The idle time and the sweep period.
-        @param clock: The time source and scheduler; the global reactor if
-            L{None}.
+        @param config: The default idle time and the sweep period.
+        @param clock: The scheduler; the global reactor if L{None}.
+        @param seconds: The time source to decide on; by default
+            L{decisionSeconds}C{(clock)}.
         """
-        if clock is None:
-            from twisted.internet import reactor
-
-            clock = reactor
-        assert clock is not None
         self.config = config
-        self.clock: IReactorTime = clock
-        self.seconds: Callable[[], float] = clock.seconds
+        self.clock: IReactorTime = resolveClock(clock)
+        self.seconds: Callable[[], float] = (
+            seconds if seconds is not None else decisionSeconds(self.clock)
+        )
         self._idle = config.idle
         self._interval = config.checkInterval
         self._buckets: dict[int, list[IdleEntry]] = {}
         self._keys: list[int] = []
+        self._callBuckets: dict[int, list[Deadline]] = {}
+        self._callKeys: list[int] = []
+        self._due: deque[IdleEntry] = deque()
+        self._dueCalls: deque[Deadline] = deque()
         self._start = 0.0
+        self._current = 0
         self._count = 0
+        self._calls = 0
         self._loop: LoopingCall | None = None
+        self._guard: StallGuard | None = None
+        self._turn: Any = None
+        self._deferrals = 0
+        self._batch = 0
         self.ticks = 0
         self.visited = 0
         self.lastVisited = 0
         self.timedOut = 0
+        self.stalls = 0
+        self.turns = 0
 
     def __len__(self) -> int:
         """
@@ -113,24 +240,36 @@ class IdleTracker:
         return self._count
 
     @property
+    def pendingDeadlines(self) -> int:
+        """
+        The number of L{Deadline}s neither called nor cancelled yet.
+        """
+        return self._calls
+
+    @property
     def running(self) -> bool:
         """
-        Whether the sweep is scheduled (it is exactly while C{len(self) > 0}).
+        Whether the sweep is scheduled: exactly while something is tracked
+        or a L{Deadline} is pending.
         """
         return self._loop is not None
 
-    def track(self, owner: Idler) -> IdleEntry:
+    # Entries
+
+    def track(self, owner: Idler, idle: float | None = None) -> IdleEntry:
         """
         Start tracking C{owner}; its silence counts from now.
 
-        @return: The entry: pass it to L{touch} and L{untrack}.
+        @param idle: Its idle time (see L{setIdle}); the config's if L{None}.
+        @return: The entry: pass it to L{touch}, L{setIdle} and L{untrack}.
         """
+        checked = checkIdle(idle)
         now = self.seconds()
-        if self._loop is None:
-            self._startSweeping(now)
-        entry = IdleEntry(owner, now)
-        self._bucket(self._key(now + self._idle)).append(entry)
+        self._wake(now)
+        entry = IdleEntry(owner, now, self._idle if checked is None else checked)
         self._count += 1
+        if entry.idle:
+            self._file(entry, now + entry.idle)
         return entry
 
     def touch(self, entry: IdleEntry) -> None:
@@ -139,103 +278,315 @@ class IdleTracker:
         """
         entry.last = self.seconds()
 
+    def setIdle(self, entry: IdleEntry, idle: float | None) -> None:
+        """
+        Change C{entry}'s idle time, at any time: it times out C{idle}
+        seconds after its last activity, but never earlier than the next
+        sweep (a shorter idle that has already passed is decided then).
+
+        @param idle: Seconds C{> 0}; C{0} never times it out; L{None} goes
+            back to the config's C{idle}.
+        @raise ValueError: For a negative or non-finite C{idle}.
+        """
+        checked = checkIdle(idle)
+        if entry.owner is None:
+            return
+        entry.idle = self._idle if checked is None else checked
+        if not entry.idle:
+            if entry.key != _DUE:
+                entry.key = _UNFILED
+            return
+        if entry.key == _DUE:
+            return  # decided in its turn, on the new idle
+        deadline = entry.last + entry.idle
+        if entry.key == _UNFILED or self._keyFor(deadline) < entry.key:
+            # Sooner than it is filed: file it again (the old copy is
+            # skipped, its key no longer matches); later is re-filed lazily.
+            self._file(entry, deadline)
+
     def untrack(self, entry: IdleEntry) -> None:
         """
         Stop tracking C{entry}.  Idempotent.
 
         The entry leaves its bucket lazily, but it lets go of its owner at
-        once, and when nothing is left tracked the sweep stops.
+        once, and when nothing is left the sweep stops.
         """
         if entry.owner is None:
             return
         entry.owner = None
         self._count -= 1
-        if self._count == 0:
-            self._stopSweeping()
+        self._sleepIfDone()
 
-    def _key(self, deadline: float) -> int:
-        """
-        The index of the first sweep at or after C{deadline}.
-        """
-        return math.ceil((deadline - self._start) / self._interval)
+    # Deadlines
 
-    def _bucket(self, key: int) -> list[IdleEntry]:
+    def callLater(
+        self, delay: float, func: Callable[..., object], /, *args: object, **kw: object
+    ) -> Deadline:
         """
-        The bucket of sweep C{key}, made (and its key queued) if need be.
+        Call C{func(*args, **kw)} at the first sweep at or after C{delay}
+        seconds from now: for per-connection deadlines (an abort after a
+        close grace, a line timeout, a maximum age) that need no more
+        precision than C{checkInterval}.  The same signature as
+        L{IReactorTime.callLater}, so it can stand in for a clock there.
         """
+        return self.callAt(self.seconds() + delay, func, *args, **kw)
+
+    def callAt(
+        self, when: float, func: Callable[..., object], /, *args: object, **kw: object
+    ) -> Deadline:
+        """
+        Like L{callLater}, at C{when} on this tracker's C{seconds()}.
+        """
+        now = self.seconds()
+        self._wake(now)
+        call = Deadline(self, when, func, args, kw)
+        self._calls += 1
+        self._fileCall(call)
+        return call
+
+    # Filing
+
+    def _keyFor(self, deadline: float) -> int:
+        """
+        The index of the first sweep at or after C{deadline}, and never the
+        sweep that ran last (or an earlier one).
+        """
+        key = math.ceil((deadline - self._start) / self._interval)
+        return key if key > self._current else self._current + 1
+
+    def _file(self, entry: IdleEntry, deadline: float) -> None:
+        key = entry.key = self._keyFor(deadline)
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = []
             heapq.heappush(self._keys, key)
-        return bucket
+        bucket.append(entry)
 
-    def _startSweeping(self, now: float) -> None:
-        self._start = now
-        loop = self._loop = LoopingCall(self._sweep)
+    def _fileCall(self, call: Deadline) -> None:
+        key = call.key = self._keyFor(call.time)
+        bucket = self._callBuckets.get(key)
+        if bucket is None:
+            bucket = self._callBuckets[key] = []
+            heapq.heappush(self._callKeys, key)
+        bucket.append(call)
+
+    def _forget(self) -> None:
+        """
+        A deadline was cancelled.
+        """
+        self._calls -= 1
+        self._sleepIfDone()
+
+    # The sweep
+
+    def _wake(self, now: float) -> None:
+        if self._loop is None:
+            self._start = now
+            self._current = 0
+            self._guard = StallGuard(self._interval, self.seconds)
+            self._startLoop()
+
+    def _startLoop(self) -> None:
+        loop = self._loop = LoopingCall(self._tick)
         loop.clock = self.clock
-        loop.start(self._interval, now=False)
+        assert self._guard is not None
+        self._guard.expect(self._interval)
+        loop.start(self._interval, now=False).addErrback(self._tickFailed, loop)
 
-    def _stopSweeping(self) -> None:
+    def _tickFailed(self, failure: Failure, loop: LoopingCall) -> None:
+        """
+        The sweep itself raised: say so, and sweep on.
+        """
+        self._log.failure("idle sweep failed; restarting it", failure)
+        if self._loop is loop:
+            self._startLoop()
+
+    def _sleepIfDone(self) -> None:
+        if self._count or self._calls:
+            return
         loop, self._loop = self._loop, None
         if loop is not None and loop.running:
             loop.stop()
-        # Only untracked entries can be left: drop them with their buckets.
+        turn, self._turn = self._turn, None
+        if turn is not None and turn.active():
+            turn.cancel()
+        # Only untracked entries and cancelled calls can be left.
         self._buckets.clear()
         self._keys.clear()
+        self._callBuckets.clear()
+        self._callKeys.clear()
+        self._due.clear()
+        self._dueCalls.clear()
 
-    def _sweep(self) -> None:
+    def _tick(self) -> None:
         """
-        One tick: handle every entry filed under a sweep index that is due.
+        One sweep: take the buckets that are due, re-file what saw activity,
+        queue what is due, and hand it out now, or next turn if this sweep
+        ran late (the reactor stalled) or a follow-up turn is pending.
         """
-        now = self.seconds()
-        idle = self._idle
-        # Which sweep this is; the tolerance absorbs float error in the
-        # schedule (an entry visited a hair early is simply re-filed).
-        current = math.floor((now - self._start) / self._interval + 1e-9)
-        keys = self._keys
-        buckets = self._buckets
+        guard = self._guard
+        assert guard is not None
+        late = guard.late()
+        guard.expect(self._interval)
+        self._collect(self.seconds())
+        if self._turn is not None:
+            return
+        if late:
+            self.stalls += 1
+            self._nextTurn()
+        else:
+            self._handOut()
+
+    def _collect(self, now: float) -> None:
         start = self._start
         interval = self._interval
+        # Which sweep this is; the tolerance absorbs float error in the
+        # schedule (an entry visited a hair early is simply re-filed).
+        current = math.floor((now - start) / interval + 1e-9)
+        if current <= self._current:
+            current = self._current
+        self._current = current
+        keys = self._keys
+        buckets = self._buckets
+        due = self._due
         ceil = math.ceil
-        expired: list[IdleEntry] = []
         visited = 0
         while keys and keys[0] <= current:
-            bucket = buckets.pop(heapq.heappop(keys))
+            key = heapq.heappop(keys)
+            bucket = buckets.pop(key)
             visited += len(bucket)
             for entry in bucket:
-                if entry.owner is None:
-                    continue
+                if entry.owner is None or entry.key != key:
+                    continue  # untracked, or filed again elsewhere
+                idle = entry.idle
                 deadline = entry.last + idle
                 if deadline <= now:
-                    expired.append(entry)
+                    entry.key = _DUE
+                    due.append(entry)
                     continue
                 # Lazy re-arm: activity since filing; file under the sweep
-                # at or after the new deadline (_bucket inlined: hot loop).
-                key = ceil((deadline - start) / interval)
-                if key <= current:
-                    key = current + 1
-                later = buckets.get(key)
-                if later is None:
-                    later = buckets[key] = []
-                    heapq.heappush(keys, key)
-                later.append(entry)
+                # at or after the new deadline (_file inlined: hot loop).
+                later = ceil((deadline - start) / interval)
+                if later <= current:
+                    later = current + 1
+                entry.key = later
+                laterBucket = buckets.get(later)
+                if laterBucket is None:
+                    laterBucket = buckets[later] = []
+                    heapq.heappush(keys, later)
+                laterBucket.append(entry)
+        callKeys = self._callKeys
+        while callKeys and callKeys[0] <= current:
+            key = heapq.heappop(callKeys)
+            for call in self._callBuckets.pop(key):
+                if call.key != key or not call.active():
+                    continue
+                if call.time <= now:
+                    call.key = _DUE
+                    self._dueCalls.append(call)
+                else:
+                    self._fileCall(call)
         self.ticks += 1
         self.visited += visited
         self.lastVisited = visited
-        if not expired:
+
+    def _nextTurn(self) -> None:
+        """
+        Hand out the rest in the reactor's next turn, after its next I/O
+        poll.
+        """
+        assert self._guard is not None
+        self._guard.expect(0)
+        self._turn = self.clock.callLater(0, self._followUp)
+
+    def _followUp(self) -> None:
+        self._turn = None
+        self.turns += 1
+        assert self._guard is not None
+        if self._guard.late() and self._deferrals < 2:
+            # This turn, too, ran late: read once more before deciding.
+            self._deferrals += 1
+            self.stalls += 1
+            self._nextTurn()
             return
-        # Count their silence afresh, in case an owner stays open: all of
-        # them share one new deadline, so one bucket.
-        for entry in expired:
-            entry.last = now
-        self._bucket(max(self._key(now + idle), current + 1)).extend(expired)
-        for entry in expired:
-            owner = entry.owner
-            if owner is None:
-                # Untracked by an earlier callback of this same sweep.
+        self._deferrals = 0
+        self._handOut()
+
+    def _handOut(self) -> None:
+        """
+        Run the due deadlines and time out the due entries (each checked
+        again: it may have seen activity since it was found due), within
+        this turn's budget; queue a follow-up turn for the rest.
+        """
+        now = self.seconds()
+        began = time.perf_counter()
+        budget = self.maxPerTurn
+        calls = self._dueCalls
+        due = self._due
+        done = 0
+        while calls and done < budget:
+            call = calls.popleft()
+            if call.key != _DUE or not call.active():
                 continue
+            call.called = True
+            self._calls -= 1
+            done += 1
+            try:
+                call.func(*call.args, **call.kw)
+            except Exception:
+                self._log.failure("deadline {call!r} failed", call=call.func)
+        while due and done < budget:
+            entry = due.popleft()
+            owner = entry.owner
+            if owner is None or entry.key != _DUE:
+                continue  # untracked, or its idle changed meanwhile
+            if not entry.idle:
+                entry.key = _UNFILED
+                continue
+            deadline = entry.last + entry.idle
+            if deadline > now:
+                self._file(entry, deadline)
+                continue
+            # Count its silence afresh, in case the owner stays open.
+            entry.last = now
+            self._file(entry, now + entry.idle)
+            done += 1
             self.timedOut += 1
+            self._batch += 1
             try:
                 owner.heartbeatTimedOut()
             except Exception:
                 self._log.failure("heartbeatTimedOut of {owner!r} failed", owner=owner)
+            if not done % 32 and time.perf_counter() - began > self.turnBudget:
+                break
+        if (calls or due) and self._loop is not None:
+            self._nextTurn()
+        elif self._batch:
+            self._log.info(
+                "idle sweep: {count} connections timed out", count=self._batch
+            )
+            self._batch = 0
+        self._sleepIfDone()
+
+
+_shared: weakref.WeakValueDictionary[tuple[int, HeartbeatConfig], IdleTracker] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def sharedTracker(
+    config: HeartbeatConfig, clock: IReactorTime | None = None
+) -> IdleTracker:
+    """
+    The one L{IdleTracker} for C{config} on C{clock} (the global reactor if
+    L{None}), made on first use and kept while anything uses it: what
+    protocols configured on their class (no factory mixin) share.
+    """
+    clock = resolveClock(clock)
+    # The tracker holds its clock, so the clock's id cannot be reused while
+    # the tracker is in the dictionary.
+    key = (id(clock), config)
+    tracker = _shared.get(key)
+    if tracker is None:
+        tracker = _shared[key] = IdleTracker(config, clock)
+    return tracker

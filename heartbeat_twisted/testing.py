@@ -24,11 +24,48 @@ from typing import Any
 import attrs
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionAborted, ConnectionDone
-from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory
+from twisted.internet.interfaces import (
+    IAddress,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+)
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-__all__ = ["Connection", "HeartbeatStringTransport", "connect"]
+__all__ = ["Connection", "HeartbeatStringTransport", "TurnClock", "connect"]
+
+
+class TurnClock(Clock):
+    """
+    A L{Clock} that runs like a reactor's turn: each L{advance} runs the
+    calls that were due when it began, and calls scheduled while it runs
+    (C{callLater(0)} included) wait for the next L{advance}, as the reactor
+    keeps them for after its next I/O poll.  Deliver data between two
+    advances to model what that poll reads::
+
+        clock.advance(3)          # a late sweep: it waits one turn
+        connection.receive(b"x")  # what the reactor reads meanwhile
+        clock.advance(0)          # the next turn decides
+    """
+
+    def advance(self, amount: float) -> None:
+        """
+        Move time on by C{amount} and run, in time order, the calls due
+        then, once.
+        """
+        self.rightNow += amount
+        due = sorted(
+            (call for call in self.calls if call.getTime() <= self.rightNow),
+            key=lambda call: call.getTime(),
+        )
+        for call in due:
+            if call not in self.calls:
+                continue  # cancelled by an earlier call of this turn
+            self.calls.remove(call)
+            call.called = 1
+            call.func(*call.args, **call.kw)
 
 
 class HeartbeatStringTransport(StringTransport):
@@ -46,6 +83,7 @@ class HeartbeatStringTransport(StringTransport):
     protocol: IProtocol | None = None
     lost: Failure | None = None
     lingering = False
+    _aborting = False
 
     def loseConnection(self) -> None:
         """
@@ -53,13 +91,15 @@ class HeartbeatStringTransport(StringTransport):
         L{lingering}.
         """
         super().loseConnection()  # type: ignore[no-untyped-call]
-        if not self.lingering:
+        if not (self.lingering or self._aborting):
             self._lose(ConnectionDone("closed cleanly"))
 
     def abortConnection(self) -> None:
         """
         Close at once: the protocol hears C{ConnectionAborted}.
         """
+        # StringTransport aborts through loseConnection: not a clean close.
+        self._aborting = True
         super().abortConnection()  # type: ignore[no-untyped-call]
         self._lose(ConnectionAborted("aborted"))
 
@@ -106,6 +146,7 @@ def connect(
     factory: IProtocolFactory,
     peer: IAddress | None = None,
     lingering: bool = False,
+    clock: IReactorTime | None = None,
 ) -> Connection:
     """
     Build a protocol from C{factory} and connect it to a new
@@ -114,6 +155,8 @@ def connect(
 
     @param peer: The remote address (default C{127.0.0.1:40000}).
     @param lingering: See L{HeartbeatStringTransport.lingering}.
+    @param clock: The clock for a protocol configured on its class (its
+        C{heartbeatClock}); a factory mixin keeps its own C{heartbeatClock}.
     @raise ValueError: If the factory builds no protocol.
     """
     if peer is None:
@@ -124,5 +167,7 @@ def connect(
     transport = HeartbeatStringTransport(peerAddress=peer)  # type: ignore[no-untyped-call]
     transport.protocol = protocol
     transport.lingering = lingering
+    if clock is not None:
+        setattr(protocol, "heartbeatClock", clock)  # noqa: B010
     protocol.makeConnection(transport)
     return Connection(protocol, transport)

@@ -4,6 +4,9 @@ The heartbeat on the real reactor, over loopback sockets.
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Generator
 from typing import Any
 
@@ -23,6 +26,7 @@ from heartbeat_twisted import (
 )
 
 from ._peers import connectPeer
+from ._waiting import Waitable
 
 SLACK = 0.5
 
@@ -103,3 +107,105 @@ class RealSocketTests(TestCase):
         self.assertLessEqual(silent, config.idle + config.checkInterval + SLACK)
         self.assertEqual(len(factory.heartbeatTracker), 0)
         self.assertFalse(factory.heartbeatTracker.running)
+
+
+class Recorded(HeartbeatMixin, Protocol):
+    """
+    Tells its factory what it receives and when it is lost.
+    """
+
+    received = 0
+    lostReason: Failure | None = None
+
+    def connectionMade(self) -> None:
+        self.factory.connections.append(self)
+        self.factory.changed()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += len(data)
+        self.factory.changed()
+
+    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:
+        self.lostReason = reason
+        self.factory.changed()
+
+
+class RecordedFactory(HeartbeatFactoryMixin, Factory, Waitable):
+    protocol = Recorded
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        Waitable.__init__(self)
+        self.connections: list[Recorded] = []
+
+
+def sendEvery(case: TestCase, port: int, period: float, limit: float) -> None:
+    """
+    A client in a thread of its own (so that a blocked reactor does not
+    block it): one byte every C{period} seconds for at most C{limit}
+    seconds, or until the test's cleanup, or until the server closes.
+    """
+    stop = threading.Event()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+
+    def run() -> None:
+        deadline = time.monotonic() + limit
+        try:
+            while time.monotonic() < deadline:
+                sock.sendall(b"x")
+                if stop.wait(period):  # pacing, not synchronisation
+                    break
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def cleanUp() -> None:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+    case.addCleanup(cleanUp)
+
+
+class StallTests(TestCase):
+    """
+    Issue 10.1: a reactor that stalls longer than idle must not make the
+    heartbeat close connections whose data sits unread in the kernel.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_busyClientSurvivesStall(self) -> Generator[Any, Any, None]:
+        factory = RecordedFactory(heartbeatConfig=HeartbeatConfig(idle=1))
+        endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+        port = yield endpoint.listen(factory)
+        self.addCleanup(port.stopListening)
+        number = port.getHost().port
+        sendEvery(self, number, 0.1, 20)
+        yield factory.waitUntil(
+            lambda: factory.connections and factory.connections[0].received,
+            5,
+            "the busy client's first byte",
+        )
+        peer = yield connectPeer(number)
+        self.addCleanup(peer.transport.loseConnection)
+        yield factory.waitUntil(
+            lambda: len(factory.connections) == 2, 5, "the silent client"
+        )
+        busy, silent = factory.connections
+        tracker = factory.heartbeatTracker
+        # Another handler blocks the reactor for 1.5 s (the stall modelled).
+        reactor.callLater(0, time.sleep, 1.5)
+        yield factory.waitUntil(
+            lambda: silent.lostReason is not None, 10, "the silent close"
+        )
+        self.assertEqual(silent.heartbeatCloseReason, "idle")
+        self.assertGreaterEqual(tracker.stalls, 1)
+        # Two idle periods of sweeps later, the busy one is still open.
+        after = tracker.ticks + 10
+        yield factory.waitUntil(lambda: tracker.ticks >= after, 10, "ten sweeps")
+        self.assertIsNone(busy.lostReason)
+        self.assertIsNone(busy.heartbeatCloseReason)

@@ -4,10 +4,13 @@ Tests for L{HeartbeatMixin} and L{HeartbeatFactoryMixin}, in simulated time.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
+from twisted.internet.error import ConnectionAborted
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -170,7 +173,9 @@ class TimedOutTests(SynchronousTestCase):
         connection = connect(factory, lingering=True)
         clock.pump([1] * 4)
         self.assertEqual(factory.heartbeatTracker.timedOut, 4)
-        self.assertEqual(len(clock.getDelayedCalls()), 2)  # sweep + one abort
+        # The sweep; the abort is kept by the tracker, not the reactor.
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        self.assertEqual(factory.heartbeatTracker.pendingDeadlines, 1)
         self.assertTrue(connection.transport.disconnecting)
         self.assertFalse(connection.closed)
         clock.pump([1, 1])  # t = 1 + closeGrace
@@ -222,16 +227,121 @@ class FactoryTests(SynchronousTestCase):
         self.assertEqual(Configured().heartbeatTracker.config.idle, 7.0)
 
     def test_missingConfigSaysWhatToDo(self) -> None:
-        class Unconfigured(HeartbeatFactoryMixin, Factory):
-            protocol = Recording
+        """
+        A factory mixin given no config: the connection is aborted at once
+        (never open and untracked), with one line that says how to fix it.
+        """
 
-        error = self.assertRaises(TypeError, connect, Unconfigured())
-        self.assertIn("has no heartbeatConfig", str(error))
-        self.assertIn("HeartbeatConfig(idle=...)", str(error))
+        class Unconfigured(HeartbeatFactoryMixin, Factory):
+            protocol = Fresh()
+
+        self.assertRefused(Unconfigured(), "HeartbeatConfig(idle=...)")
 
     def test_plainFactorySaysWhatToDo(self) -> None:
-        error = self.assertRaises(TypeError, connect, Factory.forProtocol(Recording))
-        self.assertIn("Mix heartbeat_twisted.HeartbeatFactoryMixin", str(error))
+        """
+        Changed by issue 10: a plain factory no longer raises inside the
+        reactor's accept; the connection is aborted with one log line.
+        """
+        self.assertRefused(
+            Factory.forProtocol(Fresh()), "heartbeat_twisted.HeartbeatFactoryMixin"
+        )
+
+    def assertRefused(self, factory: Any, fix: str) -> None:
+        events = logged(self)
+        first, second = connect(factory), connect(factory)
+        for connection in (first, second):
+            self.assertTrue(connection.closed)
+            self.assertIsInstance(connection.transport.lost.value, ConnectionAborted)
+            self.assertEqual(
+                connection.protocol.heartbeatCloseReason, "no heartbeat config"
+            )
+            self.assertEqual(connection.protocol.made, 1)
+        [event] = [e for e in events if "no heartbeat config" in formatEvent(e)]
+        self.assertIn(fix, formatEvent(event))
+        self.assertIn("heartbeatConfig = HeartbeatConfig(idle=...)", formatEvent(event))
+
+
+class ClassConfigTests(SynchronousTestCase):
+    """
+    A protocol configured on its class needs no factory mixin: as little
+    code as Twisted's TimeoutMixin, one sweep per clock and config.
+    """
+
+    def test_noFactoryMixin(self) -> None:
+        class Chat(HeartbeatMixin, LineReceiver):
+            heartbeatConfig = HeartbeatConfig(idle=3, checkInterval=1)
+
+            def lineReceived(self, line: bytes) -> None:
+                self.sendLine(b"you said: " + line)
+
+        clock = Clock()
+        factory = Factory.forProtocol(Chat)
+        connections = [connect(factory, clock=clock) for _ in range(2)]
+        self.assertEqual(len(clock.getDelayedCalls()), 1)  # one shared sweep
+        tracker = connections[0].protocol.heartbeatTracker()
+        self.assertIs(connections[1].protocol.heartbeatTracker(), tracker)
+        self.assertEqual(len(tracker), 2)
+        clock.advance(2)
+        connections[0].receive(b"hi\r\n")
+        clock.advance(1)
+        self.assertEqual([c.closed for c in connections], [False, True])
+        clock.pump([1, 1])
+        self.assertTrue(connections[0].closed)
+        self.assertEqual(connections[0].protocol.heartbeatCloseReason, "idle")
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_factoryConfigWins(self) -> None:
+        class Configured(Recording):
+            heartbeatConfig = HeartbeatConfig(idle=100)
+
+        clock = Clock()
+        connection = connect(factoryFor(Configured, clock, idle=2, checkInterval=1))
+        clock.pump([1, 1])
+        self.assertTrue(connection.closed)
+
+
+class FailingTimeOutTests(SynchronousTestCase):
+    def test_raisingHandlerAborts(self) -> None:
+        """
+        A heartbeatTimedOut that raises: logged once, connection aborted,
+        not told again every idle period.
+        """
+
+        class Raising(Recording):
+            def heartbeatTimedOut(self) -> None:
+                raise RuntimeError("oops")
+
+        clock = Clock()
+        factory = factoryFor(Raising, clock, idle=1, checkInterval=1)
+        connection = connect(factory, lingering=True)
+        clock.pump([1] * 5)
+        self.assertTrue(connection.closed)
+        self.assertIsInstance(connection.transport.lost.value, ConnectionAborted)
+        self.assertEqual(connection.protocol.heartbeatCloseReason, "error")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(factory.heartbeatTracker.timedOut, 1)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+def Fresh() -> type[Recording]:
+    """
+    A new protocol class, so that its once-per-class log line is logged.
+    """
+
+    return type(f"Fresh{next(_fresh)}", (Recording,), {})
+
+
+_fresh = itertools.count()
+
+
+def logged(case: SynchronousTestCase) -> list[dict[str, Any]]:
+    """
+    The log events emitted while C{case} runs.
+    """
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    case.addCleanup(globalLogPublisher.removeObserver, events.append)
+    return events
 
 
 class ReadmeMixinTests(SynchronousTestCase):
@@ -277,7 +387,46 @@ class KeepAliveOnlyTests(SynchronousTestCase):
 
     def test_neitherConfigSaysBoth(self) -> None:
         class Neither(HeartbeatFactoryMixin, Factory):
-            protocol = Recording
+            protocol = Fresh()
 
-        error = self.assertRaises(TypeError, connect, Neither())
-        self.assertIn("keepAlive=KeepAliveConfig", str(error))
+        events = logged(self)
+        connection = connect(Neither())
+        self.assertTrue(connection.closed)
+        self.assertIn("keepAlive=KeepAliveConfig", formatEvent(events[-1]))
+
+
+class RefusedClientTests(SynchronousTestCase):
+    """
+    Issue 8.3: no abort outlives a refused client's connection on the
+    in-memory transport.
+    """
+
+    def refused(self, lingering: bool) -> tuple[Clock, Any]:
+        from heartbeat_twisted.ping import PingServerConfig
+        from heartbeat_twisted.ping._health import PingResponder
+        from heartbeat_twisted.server import DemoFactory
+
+        clock = Clock()
+        factory = DemoFactory(
+            heartbeatConfig=HeartbeatConfig(idle=30),
+            clock=clock,
+            pingResponder=PingResponder(
+                PingServerConfig(maxLineLength=16), clock=clock
+            ),
+        )
+        connection = connect(factory, lingering=lingering)
+        connection.receive(b"x" * 100 + b"\n")
+        self.assertEqual(connection.protocol.pingCloseReason, "line too long")
+        return clock, connection
+
+    def test_refusedClientLeavesNoTimer(self) -> None:
+        clock, connection = self.refused(lingering=False)
+        self.assertTrue(connection.closed)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_lingeringRefusedClientThatClosesLeavesNoTimer(self) -> None:
+        clock, connection = self.refused(lingering=True)
+        self.assertFalse(connection.closed)
+        self.assertNotEqual(clock.getDelayedCalls(), [])
+        connection.peerClosed()
+        self.assertEqual(clock.getDelayedCalls(), [])

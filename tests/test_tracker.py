@@ -7,14 +7,19 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from heartbeat_twisted import (
     HeartbeatConfig,
     IdleTracker,
 )
+from heartbeat_twisted._time import decisionSeconds, useMonotonicTime
 from heartbeat_twisted._tracker import IdleEntry
+from heartbeat_twisted.testing import TurnClock
 
 
 class Owner:
@@ -284,3 +289,242 @@ class SweepCostTests(SynchronousTestCase):
         self.assertEqual(tracker.ticks, 1)
         self.assertEqual(tracker.visited, 100)
         self.assertTrue(all(o.timedOutAt == [10_000.0] for o in owners))
+
+
+def turnTracker(
+    idle: float = 1, interval: float = 0.25
+) -> tuple[TurnClock, IdleTracker]:
+    clock = TurnClock()
+    return clock, IdleTracker(HeartbeatConfig(idle=idle, checkInterval=interval), clock)
+
+
+class StallTests(SynchronousTestCase):
+    """
+    A sweep that runs late (the reactor stalled) decides nothing before the
+    reactor has read what arrived meanwhile.
+    """
+
+    def test_lateSweepWaitsOneTurn(self) -> None:
+        clock, tracker = turnTracker(idle=1, interval=0.25)
+        busy, silent = Owner(tracker, clock), Owner(tracker, clock)
+        clock.advance(0.25)
+        tracker.touch(busy.entry)
+        # The reactor blocks for 1.5 s; the sweep runs 1.25 s late.
+        clock.advance(1.5)
+        self.assertEqual((busy.timedOutAt, silent.timedOutAt), ([], []))
+        self.assertEqual(tracker.stalls, 1)
+        tracker.touch(busy.entry)  # what the next I/O poll reads
+        clock.advance(0)  # the next turn
+        self.assertEqual(busy.timedOutAt, [])
+        self.assertEqual(silent.timedOutAt, [1.75])
+        self.assertEqual(tracker.turns, 1)
+
+    def test_onTimeSweepDecidesAtOnce(self) -> None:
+        clock, tracker = turnTracker(idle=1, interval=0.25)
+        owner = Owner(tracker, clock)
+        clock.pump([0.25] * 4)
+        self.assertEqual(owner.timedOutAt, [1.0])
+        self.assertEqual((tracker.stalls, tracker.turns), (0, 0))
+
+    def test_lateFollowUpWaitsAgain(self) -> None:
+        """
+        A stall in the turn that was to decide: it waits once more, but
+        not forever.
+        """
+        clock, tracker = turnTracker(idle=1, interval=0.25)
+        owner = Owner(tracker, clock)
+        clock.advance(2)  # late sweep
+        clock.advance(1)  # the follow-up runs 1 s late: another turn
+        clock.advance(1)  # and once more
+        self.assertEqual(owner.timedOutAt, [])
+        clock.advance(1)  # at most two deferrals in a row
+        self.assertEqual(owner.timedOutAt, [5.0])
+        self.assertEqual(tracker.stalls, 3)
+
+
+class SpreadTests(SynchronousTestCase):
+    def test_timeOutsSpreadOverTurns(self) -> None:
+        """
+        At most maxPerTurn time-outs per reactor turn; the rest follow in
+        the next turns, each checked again.
+        """
+        clock, tracker = turnTracker(idle=1, interval=1)
+        tracker.maxPerTurn = 4
+        owners = [Owner(tracker, clock) for _ in range(10)]
+        clock.advance(1)
+        self.assertEqual(sum(bool(o.timedOutAt) for o in owners), 4)
+        tracker.touch(owners[9].entry)  # read before its turn: it stays
+        clock.advance(0)
+        self.assertEqual(sum(bool(o.timedOutAt) for o in owners), 8)
+        clock.advance(0)
+        self.assertEqual(sum(bool(o.timedOutAt) for o in owners), 9)
+        self.assertEqual(owners[9].timedOutAt, [])
+        self.assertEqual(tracker.turns, 2)
+        self.assertEqual(len(tracker), 1)
+
+    def test_oneSummaryLinePerSweep(self) -> None:
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        clock, tracker = make(idle=1, interval=1)
+        for _ in range(3):
+            Owner(tracker, clock)
+        clock.advance(1)
+        lines = [
+            formatEvent(e)
+            for e in events
+            if e.get("log_namespace", "").startswith("heartbeat_twisted._tracker")
+        ]
+        self.assertEqual(lines, ["idle sweep: 3 connections timed out"])
+
+
+class SweepFailureTests(SynchronousTestCase):
+    def test_failedSweepIsLoggedAndRestarted(self) -> None:
+        clock = Clock()
+        fail = [False]
+
+        def seconds() -> float:
+            if fail[0]:
+                fail[0] = False
+                raise RuntimeError("clock broke")
+            return clock.seconds()
+
+        tracker = IdleTracker(HeartbeatConfig(idle=3, checkInterval=1), clock, seconds)
+        owner = Owner(tracker, clock)
+        clock.advance(1)
+        fail[0] = True
+        clock.advance(1)  # this sweep raises
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(tracker.running)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        clock.advance(1)  # the restarted sweep, on time
+        self.assertEqual(owner.timedOutAt, [3.0])
+
+
+class DeadlineTests(SynchronousTestCase):
+    def test_firesAtFirstSweepAtOrAfter(self) -> None:
+        clock, tracker = make(idle=5, interval=1)
+        fired: list[float] = []
+        call = tracker.callLater(2.5, lambda: fired.append(clock.seconds()))
+        self.assertTrue(verifyObject(IDelayedCall, call))
+        self.assertEqual(call.getTime(), 2.5)
+        self.assertTrue(tracker.running)
+        self.assertEqual(len(tracker), 0)
+        self.assertEqual(tracker.pendingDeadlines, 1)
+        clock.pump([1, 1])
+        self.assertEqual(fired, [])
+        clock.advance(1)
+        self.assertEqual(fired, [3.0])
+        self.assertFalse(call.active())
+        self.assertFalse(tracker.running)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_cancelStopsTheSweep(self) -> None:
+        clock, tracker = make(idle=5, interval=1)
+        fired: list[int] = []
+        call = tracker.callLater(2, fired.append, 1)
+        call.cancel()
+        call.cancel()
+        self.assertFalse(tracker.running)
+        clock.advance(5)
+        self.assertEqual(fired, [])
+
+    def test_resetAndDelay(self) -> None:
+        clock, tracker = make(idle=5, interval=1)
+        fired: list[float] = []
+        call = tracker.callAt(4, lambda: fired.append(clock.seconds()))
+        call.reset(1)  # sooner: due at 1
+        clock.advance(1)
+        self.assertEqual(fired, [1.0])
+        later = tracker.callLater(1, lambda: fired.append(clock.seconds()))
+        later.delay(2)
+        clock.pump([1, 1])
+        self.assertEqual(fired, [1.0])
+        clock.advance(1)
+        self.assertEqual(fired, [1.0, 4.0])
+
+    def test_failingDeadlineIsLogged(self) -> None:
+        clock, tracker = make(idle=5, interval=1)
+        tracker.callLater(1, lambda: 1 / 0)
+        fired: list[int] = []
+        tracker.callLater(1, fired.append, 2)
+        clock.advance(1)
+        self.assertEqual(fired, [2])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class ClockStepTests(SynchronousTestCase):
+    """
+    Issue 10.2: idle decisions follow a monotonic clock; the scheduler may
+    follow the wall clock.  Here C{wall} schedules the sweeps (a reactor on
+    the wall clock) and C{mono} is the tracker's time source.
+    """
+
+    def setUp(self) -> None:
+        self.wall, self.mono = Clock(), Clock()
+        self.wall.advance(1_700_000_000)
+        self.tracker = IdleTracker(
+            HeartbeatConfig(idle=2, checkInterval=0.5), self.wall, self.mono.seconds
+        )
+        self.busy = Owner(self.tracker, self.mono)
+        self.silent = Owner(self.tracker, self.mono)
+
+    def passTime(self, seconds: float) -> None:
+        """
+        Real time passes: both clocks move; the busy owner sends each 0.25 s.
+        """
+        for _ in range(round(seconds / 0.25)):
+            self.mono.advance(0.25)
+            self.tracker.touch(self.busy.entry)
+            self.wall.advance(0.25)
+
+    def test_forwardStepClosesNothingEarly(self) -> None:
+        self.passTime(1)
+        self.wall.advance(120)  # the wall clock steps: every timer fires now
+        self.assertEqual((self.busy.timedOutAt, self.silent.timedOutAt), ([], []))
+        self.passTime(0.75)
+        self.assertEqual(self.silent.timedOutAt, [])
+        self.passTime(0.25)  # 2 s of real silence
+        self.assertEqual(self.silent.timedOutAt, [2.0])
+        self.passTime(10)
+        self.assertEqual(self.busy.timedOutAt, [])
+
+    def test_backwardStepKeepsDecisionsOnMonotonicTime(self) -> None:
+        """
+        The wall clock steps back an hour: on a scheduler that follows it,
+        no sweep runs until it catches up (what a library user's reactor
+        does; C{twistd heartbeat} runs its reactor on monotonic time, see
+        L{UseMonotonicTimeTests}); the tracker's own times do not go back,
+        so no decision is made on a negative silence and the first sweep
+        after decides on the real one.
+        """
+        self.passTime(1)
+        self.wall.rightNow -= 3600
+        self.mono.advance(5)  # the held-back sweeps
+        self.assertEqual(self.silent.timedOutAt, [])
+        self.wall.rightNow += 3600
+        self.wall.advance(0.5)
+        self.assertEqual(self.silent.timedOutAt, [6.0])
+
+
+class UseMonotonicTimeTests(SynchronousTestCase):
+    def test_reactorRunsOnMonotonicTime(self) -> None:
+        import time
+
+        from twisted.internet.selectreactor import SelectReactor
+
+        reactor = SelectReactor()  # type: ignore[no-untyped-call]
+        self.addCleanup(reactor.disconnectAll)
+        pending = reactor.callLater(30, lambda: None)
+        self.assertTrue(useMonotonicTime(reactor))
+        self.assertIs(reactor.seconds, time.monotonic)
+        self.assertLess(abs(pending.getTime() - time.monotonic() - 30), 5)
+        later = reactor.callLater(10, lambda: None)
+        self.assertLess(abs(later.getTime() - time.monotonic() - 10), 5)
+        self.assertTrue(useMonotonicTime(reactor))  # idempotent
+        self.assertFalse(useMonotonicTime(Clock()))
+        for call in (pending, later):
+            call.cancel()
+        self.assertEqual(decisionSeconds(reactor), time.monotonic)
+        clock = Clock()
+        self.assertEqual(decisionSeconds(clock), clock.seconds)

@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 
 from .._config import KeepAliveConfig
 from .._keepalive import KeepAliveResult, enableKeepAlive
+from .._time import useMonotonicTime
 from ..ping._health import PingResponder
 from ._drain import ConnectionSet, Drainer, MaxAge
 from ._logformat import jsonLogger
@@ -262,8 +263,14 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     metrics on C{--metrics-port} if given.
 
     @param reactor: The reactor for the listening ports and the heartbeat's
-        clock; the global reactor if L{None}.
+        clock; the global reactor if L{None}, which this process owns: its
+        timed calls then run on a monotonic clock (a step of the system
+        clock must neither close live connections nor keep dead ones).
     """
+    if reactor is None:
+        from twisted.internet import reactor as owned
+
+        useMonotonicTime(owned)
     if options.workers is not None:
         from twisted.internet import reactor as running
 
