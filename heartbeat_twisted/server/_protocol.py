@@ -67,9 +67,10 @@ def closeReason(protocol: HeartbeatMixin, reason: Failure) -> str:
     """
     if protocol.heartbeatCloseReason is not None:
         return protocol.heartbeatCloseReason
-    refused: str | None = getattr(protocol, "pingCloseReason", None)
-    if refused is not None:
-        return refused
+    for owned in ("pingCloseReason", "writeCloseReason"):
+        refused: str | None = getattr(protocol, owned, None)
+        if refused is not None:
+            return refused
     error: Any = reason.value
     if isinstance(error, ConnectionDone):
         return "peer closed"
