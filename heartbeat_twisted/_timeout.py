@@ -13,9 +13,14 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from ._closing import closed, closeGracefully
 from ._hooks import callsFirst, hookMethod
 
-__all__ = ["TimeoutMixin"]
+__all__ = ["LATE", "TimeoutMixin"]
 
 _MARK = "_timeoutHooked"
+
+#: Seconds a timer may fire after its time and still decide at once; a
+#: later one (the reactor stalled) waits one reactor turn, so that what
+#: arrived during the stall is read first.
+LATE = 0.05
 
 
 class TimeoutMixin:
@@ -40,6 +45,11 @@ class TimeoutMixin:
     default closes it; an override may too), it is aborted if it is still
     open L{timeoutCloseGrace} seconds later.  An override that keeps the
     connection open is left alone.
+
+    A reactor stall does not time out a busy connection: a timer that
+    fires more than L{LATE} seconds late (a blocking call in some handler,
+    a GC or VM pause) decides only after the reactor's next poll has read
+    what arrived meanwhile.  A silent connection still times out then.
 
     @cvar timeOut: Seconds of inactivity after which L{timeoutConnection} is
         called, or L{None} for no timeout.
@@ -140,6 +150,20 @@ class TimeoutMixin:
         return seconds()
 
     def _timeoutFired(self) -> None:
+        self._timeoutDecide(recheck=False)
+
+    def _timeoutRecheck(self) -> None:
+        self._timeoutDecide(recheck=True)
+
+    def _timeoutDecide(self, recheck: bool) -> None:
+        """
+        The timer fired: re-arm it for what is left, or time out.  A timer
+        that fired late (the reactor stalled) decides only after the
+        reactor has read what arrived meanwhile: Twisted runs due timers
+        before it polls the sockets, so the bytes that prove activity may
+        still sit unread in the kernel.  C{callLater(0)} runs after the
+        next poll.
+        """
         call, self._timeoutCall = self._timeoutCall, None
         timeOut = self.timeOut
         if call is None or timeOut is None:
@@ -149,6 +173,9 @@ class TimeoutMixin:
         if remaining > 0:
             # Activity since the timer was armed: re-arm for the rest.
             self._timeoutCall = self.callLater(remaining, self._timeoutFired)
+            return
+        if not recheck and now - call.getTime() > LATE:
+            self._timeoutCall = self.callLater(0, self._timeoutRecheck)
             return
         self.timeoutConnection()
         transport: Any = getattr(self, "transport", None)

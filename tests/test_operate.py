@@ -186,7 +186,7 @@ class SeveralEndpointsTests(TestCase):
             "--keepidle",
             "9",
         )
-        service: Any = makeService(options)
+        service: Any = makeService(options, reactor=reactor)  # type: ignore[arg-type]
         service.startService()
         self.addCleanup(service.stopService)
         tcp, tcp6, _unix, tls = service.ports

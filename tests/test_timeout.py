@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from heartbeat_twisted import TimeoutMixin
+from heartbeat_twisted._timeout import LATE
 from heartbeat_twisted.testing import HeartbeatStringTransport
 
 from ._readme import runExample
@@ -313,6 +314,96 @@ class CloseGraceTests(SynchronousTestCase):
         clock.advance(1)
         self.assertIsNotNone(transport.lost)
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class TurnClock(Clock):
+    """
+    A L{Clock} that runs timed calls as the reactor does, a turn at a time:
+    L{turn} runs the calls due now that were scheduled before it began, so a
+    C{callLater(0)} made during a turn runs in the next one, after the
+    test's "I/O".
+    """
+
+    def stall(self, seconds: float) -> None:
+        """
+        Let C{seconds} pass without running anything, as a blocked reactor.
+        """
+        self.rightNow += seconds
+
+    def turn(self) -> None:
+        """
+        Run the calls that are due now and were scheduled before this turn.
+        """
+        due = [c for c in self.getDelayedCalls() if c.getTime() <= self.seconds()]
+        for call in sorted(due, key=lambda c: c.getTime()):
+            if call.active():
+                self.calls.remove(call)
+                call.called = 1
+                call.func(*call.args, **call.kw)
+
+
+class StallTests(SynchronousTestCase):
+    """
+    A timer that fires late because the reactor stalled decides only after
+    the next poll has read what arrived during the stall.
+    """
+
+    def setUp(self) -> None:
+        self.clock = TurnClock()
+        self.protocol = timedProtocol(TimeoutMixin, self.clock)
+        self.protocol.setTimeout(1)
+        self.clock.advance(0.5)
+        self.protocol.resetTimeout()  # last activity at 0.5: due at 1.5
+        self.clock.advance(0.5)  # t=1: the timer re-arms for 1.5
+        self.clock.stall(1.5)  # t=2.5: the reactor was blocked
+
+    def test_busySurvives(self) -> None:
+        """
+        Data that arrived during the stall, read in the next turn, keeps the
+        connection: the timer fired 1 s late and waited one turn.
+        """
+        self.clock.turn()  # the late timer: waits for the next poll
+        self.assertEqual(self.protocol.timedOutAt, [])
+        self.protocol.resetTimeout()  # the poll read the client's bytes
+        self.clock.turn()
+        self.assertEqual(self.protocol.timedOutAt, [])
+        [call] = self.clock.getDelayedCalls()
+        self.assertEqual(call.getTime(), 3.5)
+        self.clock.advance(1)
+        self.assertEqual(self.protocol.timedOutAt, [3.5])
+
+    def test_silentTimesOut(self) -> None:
+        """
+        Without data in the next poll, the connection times out then.
+        """
+        self.clock.turn()
+        self.assertEqual(self.protocol.timedOutAt, [])
+        self.clock.turn()
+        self.assertEqual(self.protocol.timedOutAt, [2.5])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_onTime(self) -> None:
+        """
+        A timer that fires on time (within C{LATE}) decides at once.
+        """
+        clock = TurnClock()
+        protocol = timedProtocol(TimeoutMixin, clock)
+        protocol.setTimeout(1)
+        clock.stall(1 + LATE / 2)
+        clock.turn()
+        self.assertEqual(protocol.timedOutAt, [1 + LATE / 2])
+
+    def test_cancelWhileWaiting(self) -> None:
+        """
+        C{setTimeout(None)} or the connection's loss while the decision
+        waits for the next turn leaves no call behind.
+        """
+        self.clock.turn()
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.protocol.setTimeout(None)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.clock.turn()
+        self.assertEqual(self.protocol.timedOutAt, [])
 
 
 class ReadmeTimeoutTests(SynchronousTestCase):

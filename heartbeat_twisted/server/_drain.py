@@ -100,17 +100,31 @@ class MaxAgeConfig:
 def tellToGo(protocol: Any, reason: str, grace: float) -> None:
     """
     Tell the client on C{protocol} to go (and reconnect, elsewhere if it
-    can) within C{grace} seconds, in the protocol's go-away line, and mark
-    the connection's close reason as C{reason} however it then ends.
+    can) within C{grace} seconds, in one C{goaway GRACE :REASON} line
+    (docs/pingpong.rst), and have the connection's close logged and
+    counted with C{reason} however it then ends.
     """
-    goAway: Callable[..., object] | None = getattr(protocol, "pingGoAway", None)
+    goAway: Callable[[str, float], object] | None = getattr(
+        protocol, "pingGoAway", None
+    )
     if goAway is not None:
         goAway(reason, grace)
-    else:
-        sendLine: Callable[[bytes], object] = protocol.sendLine
-        sendLine(f"goaway :{reason}".encode("ascii"))
-    # The close reason the server's log line and metrics report.
-    protocol.heartbeatCloseReason = reason
+        return
+    sendLine: Callable[[bytes], object] = protocol.sendLine
+    sendLine(f"goaway {grace:g} :{reason}".encode("ascii"))
+    _markClose(protocol, reason)
+
+
+def _markClose(protocol: Any, reason: str) -> None:
+    """
+    Make C{reason} the close reason of C{protocol}'s connection, unless it
+    already has one.
+    """
+    if (
+        getattr(protocol, "pingCloseReason", None) is None
+        and getattr(protocol, "heartbeatCloseReason", None) is None
+    ):
+        protocol.heartbeatCloseReason = reason
 
 
 class ConnectionSet:
@@ -250,7 +264,7 @@ class Drainer:
             grace=self.config.grace,
         )
         for protocol in rest:
-            protocol.heartbeatCloseReason = SHUTDOWN
+            _markClose(protocol, SHUTDOWN)
             transport: Any = protocol.transport
             transport.abortConnection()
         gone = self._connections.whenEmpty()

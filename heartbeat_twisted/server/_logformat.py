@@ -30,7 +30,9 @@ __all__ = ["jsonLogObserver", "jsonLogger", "twistdLogFile"]
 
 def _asJSON(event: dict[str, Any]) -> str:
     event = dict(event)
-    event.setdefault("message", formatEvent(event))
+    # Twisted's legacy events keep their raw message parts here; the
+    # formatted text is what a reader wants.
+    event["message"] = formatEvent(event)
     return eventAsJSON(event) + "\n"
 
 

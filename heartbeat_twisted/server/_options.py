@@ -14,6 +14,7 @@ from ._limitoptions import LIMIT_FLAGS, LIMIT_PARAMETERS, ServerLimits, checkLin
 from ._limits import withBacklog
 from ._operations import OperationsOptionsMixin, portToEndpoint
 from ._workers import workersFromOptions
+from ._writeoptions import WRITE_FLAGS, WRITE_PARAMETERS, WriteSettings
 
 __all__ = [
     "Options",
@@ -203,6 +204,8 @@ class Options(OperationsOptionsMixin, usage.Options):
         ],
         # Limits, activity and logging (docs/hardening.rst).
         *LIMIT_PARAMETERS,
+        # Eager sends, bounded unsent output (docs/writepath.rst).
+        *WRITE_PARAMETERS,
         # All cores (server/_workers.py, docs/performance.rst).
         [
             "workers",
@@ -220,6 +223,7 @@ class Options(OperationsOptionsMixin, usage.Options):
             "--keep* or --user-timeout option).",
         ],
         *LIMIT_FLAGS,
+        *WRITE_FLAGS,
         [
             "reuse-port",
             None,
@@ -231,6 +235,7 @@ class Options(OperationsOptionsMixin, usage.Options):
     keepAliveConfig: KeepAliveConfig | None
     pingServerConfig: PingServerConfig
     serverLimits: ServerLimits
+    writeSettings: WriteSettings
     workers: int | None
 
     def postOptions(self) -> None:
@@ -252,6 +257,7 @@ class Options(OperationsOptionsMixin, usage.Options):
         self.postOperations()
         self.workers = workersFromOptions(self)
         self.serverLimits = ServerLimits.fromOptions(self)
+        self.writeSettings = WriteSettings.fromOptions(self)
         backlog = self.serverLimits.backlog
         self.endpoints = [withBacklog(e, backlog) for e in self.endpoints]
         self.endpoint = self.endpoints[0]

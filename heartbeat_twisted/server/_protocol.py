@@ -29,6 +29,7 @@ from ..ping._lines import isCommand
 from ._framing import LineFraming
 from ._limits import ConnectionGate, ConnectionLimits, addressKey
 from ._logbudget import LogBudget, LogConfig, PayloadAllowance, shownPayload
+from ._writeoptions import WriteSettings, installServerWritePath
 
 __all__ = [
     "ACTIVITIES",
@@ -58,7 +59,8 @@ def closeReason(protocol: HeartbeatMixin, reason: Failure) -> str:
     Say in a few words why a connection closed: C{"idle"} (closed by the
     heartbeat), C{"keepalive timeout"} (the kernel gave up on the peer),
     C{"peer closed"}, C{"peer reset"}, a ping/pong refusal
-    (C{"too_many_pings"}, C{"line too long"}, ...), or the error's own text.
+    (C{"too_many_pings"}, C{"line too long"}, ...), C{"slow reader"} (the
+    bound on unsent output), or the error's own text.
 
     Twisted reports a reset (C{ECONNRESET}, C{EPIPE}) as a bare
     L{ConnectionLost}: without keepalive, that is what it means, and it is
@@ -67,10 +69,12 @@ def closeReason(protocol: HeartbeatMixin, reason: Failure) -> str:
     """
     if protocol.heartbeatCloseReason is not None:
         return protocol.heartbeatCloseReason
-    for owned in ("pingCloseReason", "writeCloseReason"):
-        refused: str | None = getattr(protocol, owned, None)
-        if refused is not None:
-            return refused
+    refused: str | None = getattr(protocol, "pingCloseReason", None)
+    if refused is not None:
+        return refused
+    written: str | None = getattr(protocol, "writeCloseReason", None)
+    if written is not None:
+        return written
     error: Any = reason.value
     if isinstance(error, ConnectionDone):
         return "peer closed"
@@ -161,6 +165,7 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
             transport.loseConnection()
             return
         self._admitted = True
+        installServerWritePath(self)
         self._activity = factory.activityCode
         self._lineTimeout = factory.limits.lineTimeout
         self.number = factory.connected(self)
@@ -283,6 +288,7 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
     @ivar gate: Admits connections under the limits; counts refusals.
     @ivar pingResponder: Ping limits, health checks and counters.
     @ivar limits: The L{ConnectionLimits}.
+    @ivar writeSettings: Eager sends and the bound on unsent output.
     @ivar activity: What resets the idle time: one of L{ACTIVITIES}.
     @ivar logConfig: The L{LogConfig}.
     @ivar logBudget: The L{LogBudget} every connection event is logged in.
@@ -290,6 +296,7 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
 
     protocol = ServerProtocol
     noisy = False
+    writeSettings = WriteSettings()
     _log = Logger()
 
     def __init__(

@@ -94,6 +94,10 @@ def confirmKeepAlive(port: object, config: KeepAliveConfig) -> KeepAliveResult:
         return KeepAliveResult.notApplicable(f"{type(port).__qualname__} has no socket")
     sock = socket.socket(fileno=os.dup(fileno()))
     try:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return KeepAliveResult.notApplicable(
+                f"not a TCP socket ({sock.family.name})"
+            )
         return enableKeepAlive(_ListeningSocket(sock), config)
     finally:
         sock.close()
@@ -307,9 +311,10 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         logConfig=limits.logConfig,
         backlog=limits.backlog,
     )
+    factory.writeSettings = options.writeSettings
     lag = ReactorLag(clock=clock)
     metrics = ServerMetrics(
-        factory, options.worker, lag, _extraSamples(drainer, maxAge)
+        factory, options.worker, lag, _extraSamples(drainer, factory)
     )
     service = HeartbeatService(
         options.endpoints,
@@ -333,8 +338,9 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     return service
 
 
-def _extraSamples(drainer: Drainer, maxAge: MaxAge | None) -> Any:
+def _extraSamples(drainer: Drainer, factory: OperatedFactory) -> Any:
     def samples() -> Any:
+        maxAge = factory.maxAge
         yield Sample(
             "heartbeat_draining",
             "gauge",
