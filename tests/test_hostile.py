@@ -12,6 +12,7 @@ C{limitLoopback}) tell them apart.
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 from collections.abc import Generator
 from typing import Any
@@ -33,8 +34,8 @@ from heartbeat_twisted.ping import PingServerConfig
 from heartbeat_twisted.ping._health import PingResponder
 from heartbeat_twisted.server._limits import ConnectionLimits
 from heartbeat_twisted.server._logbudget import LogConfig
-from heartbeat_twisted.server._options import Options
 from heartbeat_twisted.server._protocol import ServerFactory, ServerProtocol
+from heartbeat_twisted.server._writeoptions import WriteSettings
 
 from ._peers import Peer
 from ._twistd import ChildProcess, twistdArgv
@@ -107,6 +108,19 @@ class Counting(ServerProtocol):
     def dataReceived(self, data: bytes) -> Any:
         self.received += len(data)
         return ServerProtocol.dataReceived(self, data)
+
+
+class SmallSendBuffer(Counting):
+    """
+    A server connection with a small kernel send buffer, so that a peer
+    that does not read fills it quickly.
+    """
+
+    def connectionMade(self) -> None:
+        self.transport.getHandle().setsockopt(  # type: ignore[union-attr]
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 4096
+        )
+        Counting.connectionMade(self)
 
 
 class HostileTests(TestCase):
@@ -336,15 +350,34 @@ class HostileTests(TestCase):
     @inlineCallbacks
     def test_pingAndNeverRead(self) -> Generator[Any, Any, None]:
         """
-        A client that pings and never reads is closed as a slow reader
-        once its unsent pongs pass C{--max-unsent}.
+        A client that pings at full speed and never reads is aborted as a
+        slow reader once its unsent pongs stay above C{--max-unsent} past
+        the grace; the server stops reading from it meanwhile.
         """
-        names = {p[0] for p in Options.optParameters}
-        if "max-unsent" not in names:
-            raise SkipTest(
-                "needs --max-unsent from the write path (bounded unsent output)"
-            )
-        yield self.serve()
+        yield self.serve(minPingInterval=0)
+        self.factory.writeSettings = WriteSettings(maxUnsent=16384, grace=0.5)
+        self.factory.protocol = SmallSendBuffer
+        good = yield self.goodClient()
+        attacker = yield self.connect(ATTACKER)
+        attacker.transport.getHandle().setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVBUF, 4096
+        )
+        attacker.transport.pauseProducing()
+        chunk = b"ping\n" * 2000
+        sent = 0
+        while attacker.reason is None and sent < 20_000_000:
+            attacker.send(chunk)
+            sent += len(chunk)
+            yield self.wait(0.001)
+        yield attacker.whenLost(10)
+        yield self.waitCloses(1)
+        self.assertEqual(self.closes(), ["slow reader"])
+        [server] = [
+            p for p in self.factory.built if getattr(p, "writeCloseReason", None)
+        ]
+        assert isinstance(server, Counting)
+        self.assertLess(server.received, sent)
+        yield self.assertGoodClientServed(good)
 
     @inlineCallbacks
     def test_longLineLinear(self) -> Generator[Any, Any, None]:
