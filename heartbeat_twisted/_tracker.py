@@ -547,9 +547,6 @@ class IdleTracker:
             if deadline > now:
                 self._file(entry, deadline)
                 continue
-            # Count its silence afresh, in case the owner stays open.
-            entry.last = now
-            self._file(entry, now + entry.idle)
             done += 1
             self.timedOut += 1
             self._batch += 1
@@ -557,6 +554,10 @@ class IdleTracker:
                 owner.heartbeatTimedOut()
             except Exception:
                 self._log.failure("heartbeatTimedOut of {owner!r} failed", owner=owner)
+            if entry.owner is not None and entry.key == _DUE:
+                # It stays open: count its silence afresh.
+                entry.last = now
+                self._file(entry, now + entry.idle)
             if not done % 32 and time.perf_counter() - began > self.turnBudget:
                 break
         if (calls or due) and self._loop is not None:

@@ -20,7 +20,7 @@ from heartbeat_twisted import (
     HeartbeatFactoryMixin,
     HeartbeatMixin,
 )
-from heartbeat_twisted.testing import connect
+from heartbeat_twisted.testing import HeartbeatStringTransport, connect
 
 from ._readme import runExample
 
@@ -429,4 +429,60 @@ class RefusedClientTests(SynchronousTestCase):
         self.assertFalse(connection.closed)
         self.assertNotEqual(clock.getDelayedCalls(), [])
         connection.peerClosed()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class PerConnectionIdleTests(SynchronousTestCase):
+    def test_setIdleFromMixin(self) -> None:
+        clock = Clock()
+        connection = connect(factoryFor(Recording, clock, idle=10, checkInterval=1))
+        clock.advance(1)
+        connection.protocol.setIdle(3)
+        connection.receive(b"x")  # t=1
+        clock.pump([1] * 2)
+        self.assertFalse(connection.closed)
+        clock.advance(1)  # t=4 = 1 + 3
+        self.assertTrue(connection.closed)
+
+    def test_setIdleBeforeConnecting(self) -> None:
+        clock = Clock()
+        factory = factoryFor(Recording, clock, idle=10, checkInterval=1)
+        protocol = factory.buildProtocol(None)
+        protocol.setIdle(2)
+        transport = HeartbeatStringTransport()
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        clock.pump([1, 1])
+        self.assertIsNotNone(transport.lost)
+
+    def test_badValue(self) -> None:
+        connection = connect(factoryFor(Recording, Clock(), idle=10))
+        error = self.assertRaises(ValueError, connection.protocol.setIdle, -1)
+        self.assertIn("'idle'", str(error))
+
+    def test_mqttExample(self) -> None:
+        """
+        The broker of docs/heartbeat.rst: 10 s before CONNECT, then 1.5 x
+        the keepalive the client sent, counted from its last byte; 0 never.
+        """
+        factory = runExample("example-mqtt")["factory"]
+        clock = Clock()
+        idle4, mute, idle0 = (connect(factory, clock=clock) for _ in range(3))
+        idle4.receive(b"CONNECT 4\n")
+        idle0.receive(b"CONNECT 0\n")
+        self.assertEqual(idle4.transport.value(), b"CONNACK\n")
+        clock.pump([1] * 2)
+        idle4.receive(b"PINGREQ\n")  # t=2
+        self.assertEqual(idle4.transport.value(), b"CONNACK\nPINGRESP\n")
+        clock.pump([1] * 5)  # t=7
+        self.assertFalse(idle4.closed)
+        clock.advance(1)  # t=8: 6 s of silence = 1.5 x 4
+        self.assertTrue(idle4.closed)
+        clock.advance(1)
+        self.assertFalse(mute.closed)
+        clock.advance(1)  # t=10: no CONNECT within 10 s
+        self.assertTrue(mute.closed)
+        clock.pump([1] * 100)
+        self.assertFalse(idle0.closed)
+        idle0.transport.loseConnection()
         self.assertEqual(clock.getDelayedCalls(), [])

@@ -528,3 +528,110 @@ class UseMonotonicTimeTests(SynchronousTestCase):
         self.assertEqual(decisionSeconds(reactor), time.monotonic)
         clock = Clock()
         self.assertEqual(decisionSeconds(clock), clock.seconds)
+
+
+class PerEntryIdleTests(SynchronousTestCase):
+    """
+    Issue 8.5: each entry may have its own idle, set or changed at any time,
+    measured from its last activity, in the one sweep.
+    """
+
+    def test_trackWithOwnIdle(self) -> None:
+        clock, tracker = make(idle=5, interval=1)
+        short = Owner.__new__(Owner)
+        short.tracker, short.clock, short.closes, short.timedOutAt = (
+            tracker,
+            clock,
+            True,
+            [],
+        )
+        short.entry = tracker.track(short, idle=2)
+        default = Owner(tracker, clock)
+        clock.pump([1] * 5)
+        self.assertEqual((short.timedOutAt, default.timedOutAt), ([2.0], [5.0]))
+
+    def test_longerIdleIsRefiledLazily(self) -> None:
+        clock, tracker = make(idle=2, interval=1)
+        owner = Owner(tracker, clock)
+        clock.advance(1)
+        tracker.touch(owner.entry)  # t=1
+        tracker.setIdle(owner.entry, 6)
+        clock.pump([1] * 5)  # t=6: 5 s of silence
+        self.assertEqual(owner.timedOutAt, [])
+        clock.advance(1)
+        self.assertEqual(owner.timedOutAt, [7.0])
+        # Visited at t=2 (its old deadline, re-filed) and at t=7.
+        self.assertEqual(tracker.visited, 2)
+
+    def test_shorterIdleIsRefiledSooner(self) -> None:
+        clock, tracker = make(idle=60, interval=1)
+        owner = Owner(tracker, clock)
+        clock.pump([1] * 3)
+        tracker.setIdle(owner.entry, 5)
+        clock.advance(1)
+        self.assertEqual(owner.timedOutAt, [])
+        clock.advance(1)
+        self.assertEqual(owner.timedOutAt, [5.0])
+        self.assertEqual(tracker.visited, 1)
+
+    def test_passedIdleIsDecidedAtTheNextSweep(self) -> None:
+        """
+        An idle shorter than the silence so far is decided at the next
+        sweep, never inside setIdle.
+        """
+        clock, tracker = make(idle=60, interval=1)
+        owner = Owner(tracker, clock)
+        clock.pump([1] * 10)
+        clock.advance(0.5)
+        tracker.setIdle(owner.entry, 2)
+        self.assertEqual(owner.timedOutAt, [])
+        clock.advance(0.5)
+        self.assertEqual(owner.timedOutAt, [11.0])
+
+    def test_zeroNeverAndNoneIsDefault(self) -> None:
+        clock, tracker = make(idle=2, interval=1)
+        owner = Owner(tracker, clock)
+        tracker.setIdle(owner.entry, 0)
+        clock.pump([1] * 100)
+        self.assertEqual(owner.timedOutAt, [])
+        self.assertTrue(tracker.running)
+        tracker.setIdle(owner.entry, None)  # silent since t=0: due now
+        clock.advance(1)
+        self.assertEqual(owner.timedOutAt, [101.0])
+
+    def test_idleChangedWhileDue(self) -> None:
+        """
+        Found due, then given a longer idle before its turn: it stays.
+        """
+        clock, tracker = turnTracker(idle=1, interval=1)
+        tracker.maxPerTurn = 1
+        first, second = Owner(tracker, clock), Owner(tracker, clock)
+        clock.advance(1)
+        self.assertEqual(first.timedOutAt, [1.0])
+        tracker.setIdle(second.entry, 10)
+        clock.advance(0)
+        self.assertEqual(second.timedOutAt, [])
+        clock.pump([1] * 9)
+        self.assertEqual(second.timedOutAt, [10.0])
+
+    def test_mixedIdlesVisitOnlyDue(self) -> None:
+        clock, tracker = make(idle=100, interval=1)
+        owners = [Owner(tracker, clock) for _ in range(300)]
+        for index, owner in enumerate(owners):
+            tracker.setIdle(owner.entry, 10 + index % 3 * 10)
+        clock.pump([1] * 9)
+        self.assertEqual(tracker.visited, 0)
+        clock.advance(1)
+        self.assertEqual(tracker.lastVisited, 100)
+        clock.pump([1] * 20)
+        self.assertTrue(all(o.timedOutAt for o in owners))
+        self.assertEqual(tracker.visited, 300)
+        self.assertFalse(tracker.running)
+
+    def test_badIdle(self) -> None:
+        clock, tracker = make()
+        owner = Owner(tracker, clock)
+        for bad in (-1, float("inf"), float("nan"), "5", True):
+            error = self.assertRaises(ValueError, tracker.setIdle, owner.entry, bad)
+            self.assertIn("'idle'", str(error))
+        self.assertRaises(ValueError, tracker.track, owner, -2)
