@@ -21,11 +21,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .._closing import closeGracefully
 from .._mixins import HeartbeatFactoryMixin, HeartbeatMixin
 from .._time import resolveClock
 from ..ping._answering import PingAnswerMixin
 from ..ping._health import HealthCheck, HealthCheckError, PingResponder
-from ..ping._lines import isCommand
+from ..ping._lines import isCommand, oneLine
 from ._framing import LineFraming
 from ._limits import ConnectionGate, ConnectionLimits, addressKey
 from ._logbudget import LogBudget, LogConfig, PayloadAllowance, shownPayload
@@ -216,6 +217,26 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
         self.pingRefuse(
             "line timeout", "line_timeout", f"a line must arrive within {timeout:g} s"
         )
+
+    def pingRefuse(self, reason: str, code: str, text: str) -> None:
+        """
+        Send C{error CODE :TEXT} and close the connection (aborting it if it
+        is still open C{closeGrace} seconds later), counting C{reason}, as
+        L{PingAnswerMixin.pingRefuse} does, but without a log line of its
+        own: the close line names the reason, within the log budget, so a
+        flood of misbehaving clients cannot grow the log past it.
+        """
+        if self.pingCloseReason is not None:
+            return
+        self.pingCloseReason = reason
+        responder = self._responder
+        responder.refused[reason] += 1
+        self.sendLine(f"error {code} :{oneLine(text)}".encode("ascii"))
+        transport: Any = self.transport
+        if transport is not None:
+            closeGracefully(
+                self, transport, responder.config.closeGrace, responder.clock, reason
+            )
 
     def lineReceived(self, line: bytes) -> None:
         """
