@@ -16,10 +16,9 @@ by the C load generator (C{bench/loadgen.py}).
 - profile (C{--profile}): C{twistd --profiler cprofile} under the closed
   loop; the functions that take the most time per pong.
 
-The server options that differ from the defaults: C{--min-ping-interval
-0} (a closed loop pings far faster than the default flood limit allows,
-and the smallest limit the server takes, 10 ms, would still trip), a
-listen backlog of 1,024
+The server options that differ from the defaults: C{--ping-rate 0} (no
+flood limit: a closed loop pings far faster than the default limit
+allows), a listen backlog of 1,024
 (for the fleet's connection storm) and, in the fleet, C{--idle 15} (the
 default 5 s would close clients that ping every 5 s) and no per-address
 connection limits (the fleet comes from one address).
@@ -50,7 +49,7 @@ from _servers import (
 from loadgen import LoadResult, build, runLoad
 
 HERE = Path(__file__).resolve().parent
-CLOSED_LOOP = ["--min-ping-interval", "0"]
+CLOSED_LOOP = ["--ping-rate", "0"]
 
 
 def variants(checkFile: str) -> dict[str, Callable[[int, str], list[str]]]:

@@ -30,7 +30,6 @@ from heartbeat_twisted import HeartbeatConfig
 from heartbeat_twisted._mixins import HeartbeatFactoryMixin, HeartbeatMixin
 from heartbeat_twisted.ping import PingServerConfig
 from heartbeat_twisted.ping._answering import PingAnswerMixin
-from heartbeat_twisted.ping._health import PingResponder
 from heartbeat_twisted.server._framing import LineFraming
 from heartbeat_twisted.server._protocol import ServerFactory
 
@@ -62,16 +61,16 @@ class Sink(StringTransport):
 
 def connected(name: str, clock: Clock) -> Any:
     config = HeartbeatConfig(idle=60)
-    responder = PingResponder(PingServerConfig(minPingInterval=0), clock=clock)
+    pingConfig = PingServerConfig(pingRate=0)
     if name == "LineReceiver":
         protocol: Any = Plain()
     elif name == "old demo stack":
         factory = OldFactory(heartbeatConfig=config, clock=clock)
-        factory.pingResponder = responder  # type: ignore[attr-defined]
+        factory.pingServerConfig = pingConfig  # type: ignore[attr-defined]
         protocol = factory.buildProtocol(None)
     else:
         protocol = ServerFactory(
-            heartbeatConfig=config, clock=clock, pingResponder=responder
+            heartbeatConfig=config, clock=clock, pingServerConfig=pingConfig
         ).buildProtocol(None)
     protocol.makeConnection(Sink())
     return protocol

@@ -10,7 +10,7 @@ server runs with C{--limit-loopback} so the per-address limits apply:
   source addresses, each sending a blank line every 2 s;
 - unread: one client pings as fast as it can and never reads, until it is
   closed or has sent C{--unread-mb} MB (50) (the server runs with
-  C{--min-ping-interval 0}, as in the issue);
+  C{--ping-rate 0}: no flood limit, as in the issue);
 - long line: 1 MB in 100-byte pieces, again and again;
 - slowloris: 200 connections sending one byte every 0.5 s;
 - good: 50 clients pinging every second, each pong's latency recorded.
@@ -271,7 +271,7 @@ def main() -> None:
                 "--port",
                 f"tcp:{number}:interface=127.0.0.1",
                 "--limit-loopback",
-                "--min-ping-interval",
+                "--ping-rate",
                 "0",
             ]
         )

@@ -31,7 +31,6 @@ from twisted.trial.unittest import SkipTest, TestCase
 
 from heartbeat_twisted import HeartbeatConfig
 from heartbeat_twisted.ping import PingServerConfig
-from heartbeat_twisted.ping._health import PingResponder
 from heartbeat_twisted.server._limits import ConnectionLimits
 from heartbeat_twisted.server._logbudget import LogConfig
 from heartbeat_twisted.server._protocol import ServerFactory, ServerProtocol
@@ -133,7 +132,7 @@ class HostileTests(TestCase):
         activity: str = "pings",
         limits: ConnectionLimits | None = None,
         logConfig: LogConfig | None = None,
-        minPingInterval: float = 0.05,
+        pingRate: float = 20.0,
         **ping: Any,
     ) -> Generator[Any, Any, None]:
         self.events: list[dict[str, Any]] = []
@@ -149,8 +148,8 @@ class HostileTests(TestCase):
         self.addCleanup(globalLogPublisher.removeObserver, observe)
         self.factory = Recording(
             heartbeatConfig=HeartbeatConfig(idle=idle, checkInterval=0.1),
-            pingResponder=PingResponder(
-                PingServerConfig(minPingInterval=minPingInterval, closeGrace=1, **ping)
+            pingServerConfig=PingServerConfig(
+                pingRate=pingRate, pingBurst=5, closeGrace=1, **ping
             ),
             limits=limits or ConnectionLimits(limitLoopback=True),
             activity=activity,
@@ -320,7 +319,7 @@ class HostileTests(TestCase):
         rate = 20
         yield self.serve(
             logConfig=LogConfig(linesPerSecond=rate, logPayloads=True),
-            minPingInterval=0,
+            pingRate=0,
         )
         yield self.goodClient()
         start = reactor.seconds()  # type: ignore[attr-defined]
@@ -354,7 +353,7 @@ class HostileTests(TestCase):
         slow reader once its unsent pongs stay above C{--max-unsent} past
         the grace; the server stops reading from it meanwhile.
         """
-        yield self.serve(minPingInterval=0)
+        yield self.serve(pingRate=0)
         self.factory.writeSettings = WriteSettings(maxUnsent=16384, grace=0.5)
         self.factory.protocol = SmallSendBuffer
         good = yield self.goodClient()

@@ -21,12 +21,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .._closing import closeGracefully
 from .._mixins import HeartbeatFactoryMixin, HeartbeatMixin
 from .._time import resolveClock
 from ..ping._answering import PingAnswerMixin
-from ..ping._health import HealthCheck, HealthCheckError, PingResponder
-from ..ping._lines import isCommand, oneLine
+from ..ping._config import HealthCheck, PingServerConfig
+from ..ping._counters import PingCounters
+from ..ping._health import HealthCheckError
+from ..ping._lines import isCommand
 from ._framing import LineFraming
 from ._limits import ConnectionGate, ConnectionLimits, addressKey
 from ._logbudget import LogBudget, LogConfig, PayloadAllowance, shownPayload
@@ -155,7 +156,7 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
         factory = self._serverFactory()
         transport: Any = self.transport
         self._clock = clock = factory.clock
-        self._responder = factory.pingResponder
+        self._responder = factory.pingCounters
         peer = transport.getPeer()
         self._key = key = addressKey(peer, factory.limits.limitLoopback)
         refused = factory.gate.admit(key, clock.seconds())
@@ -217,26 +218,6 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
         self.pingRefuse(
             "line timeout", "line_timeout", f"a line must arrive within {timeout:g} s"
         )
-
-    def pingRefuse(self, reason: str, code: str, text: str) -> None:
-        """
-        Send C{error CODE :TEXT} and close the connection (aborting it if it
-        is still open C{closeGrace} seconds later), counting C{reason}, as
-        L{PingAnswerMixin.pingRefuse} does, but without a log line of its
-        own: the close line names the reason, within the log budget, so a
-        flood of misbehaving clients cannot grow the log past it.
-        """
-        if self.pingCloseReason is not None:
-            return
-        self.pingCloseReason = reason
-        responder = self._responder
-        responder.refused[reason] += 1
-        self.sendLine(f"error {code} :{oneLine(text)}".encode("ascii"))
-        transport: Any = self.transport
-        if transport is not None:
-            closeGracefully(
-                self, transport, responder.config.closeGrace, responder.clock, reason
-            )
 
     def lineReceived(self, line: bytes) -> None:
         """
@@ -307,7 +288,8 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
     @ivar live: Connections open now.
     @ivar closed: Closed connections by reason.
     @ivar gate: Admits connections under the limits; counts refusals.
-    @ivar pingResponder: Ping limits, health checks and counters.
+    @ivar pingServerConfig: Ping limits and health checks (the defaults if
+        L{None}); the counters are C{pingCounters} once a client connected.
     @ivar limits: The L{ConnectionLimits}.
     @ivar writeSettings: Eager sends and the bound on unsent output.
     @ivar activity: What resets the idle time: one of L{ACTIVITIES}.
@@ -317,13 +299,17 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
 
     protocol = ServerProtocol
     noisy = False
+    pingCounters: PingCounters
+    # The drain and the metrics still use the 0.1 responder: no warning.
+    pingResponderWarns = False
     writeSettings = WriteSettings()
     _log = Logger()
 
     def __init__(
         self,
         *args: Any,
-        pingResponder: PingResponder | None = None,
+        pingServerConfig: PingServerConfig | None = None,
+        pingResponder: Any = None,
         limits: ConnectionLimits | None = None,
         activity: str = "pings",
         logConfig: LogConfig | None = None,
@@ -336,9 +322,10 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
                 f"'activity' must be one of {', '.join(ACTIVITIES)}: {activity!r}"
             )
         self.clock: Any = resolveClock(self.heartbeatClock)
-        if pingResponder is None:
-            pingResponder = PingResponder(clock=self.clock)
-        self.pingResponder = pingResponder
+        self.pingServerConfig = pingServerConfig
+        if pingResponder is not None:
+            # Deprecated: the answering mixin warns when it finds it.
+            self.pingResponder = pingResponder
         self.limits = limits if limits is not None else ConnectionLimits()
         self.gate = ConnectionGate(self.limits)
         self.activity = activity
@@ -406,7 +393,7 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
         The effective settings, as the startup line states them.
         """
         limits = self.limits
-        config = self.pingResponder.config
+        config = self.pingServerConfig or PingServerConfig()
         heartbeat = self.heartbeatConfig
         keepAlive = self.keepAliveConfig
         parts = [
@@ -425,7 +412,9 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
             f"line-timeout={limits.lineTimeout:g}s",
             f"tls-handshake-timeout={limits.tlsHandshakeTimeout:g}s",
             f"max-line-length={config.maxLineLength}",
-            f"min-ping-interval={config.minPingInterval:g}s",
+            f"ping-rate={config.pingRate:g}/s burst={config.pingBurst}"
+            if config.pingRate
+            else "ping-rate=off",
             f"log-rate={self.logConfig.linesPerSecond}/s",
             f"log-payloads={'on' if self.logConfig.logPayloads else 'off'}",
             "keepalive=off"
