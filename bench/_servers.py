@@ -21,6 +21,8 @@ __all__ = [
     "Server",
     "freePort",
     "hasOption",
+    "limitsOff",
+    "plainArgv",
     "priority",
     "servePlain",
     "twistdArgv",
@@ -74,11 +76,27 @@ def hasOption(option: str) -> bool:
     return option in _help
 
 
-def servePlain(port: int, backlog: int = 1024) -> int:
+def limitsOff() -> list[str]:
+    """
+    The C{twistd heartbeat} options that lift its per-address connection
+    limits (a benchmark opens thousands of connections from a few loopback
+    addresses), for the limits this tree has.
+    """
+    options = []
+    for option in ("--max-connections-per-ip", "--connection-rate"):
+        if hasOption(option):
+            options += [option, "0"]
+    return options
+
+
+def servePlain(port: int, backlog: int = 1024, workers: int = 0) -> int:
     """
     The plain Twisted server: C{ping} answered by C{pong}, nothing else.
-    Runs until SIGTERM.
+    Runs until SIGTERM.  With C{workers}, runs that many copies of itself
+    that share the port with C{SO_REUSEPORT} (and stop with this one).
     """
+    if workers:
+        return _plainWorkers(port, backlog, workers)
     from twisted.internet import reactor
     from twisted.internet.protocol import Factory
     from twisted.protocols.basic import LineReceiver
@@ -92,8 +110,35 @@ def servePlain(port: int, backlog: int = 1024) -> int:
 
     factory = Factory.forProtocol(Plain)
     factory.noisy = False
-    reactor.listenTCP(port, factory, backlog=backlog, interface="127.0.0.1")  # type: ignore[attr-defined]
+    if os.environ.get("HB_BENCH_REUSE_PORT"):
+        from heartbeat_twisted.server._reuseport import ReusePortService
+        from heartbeat_twisted.server._workers import dieWithParent
+
+        dieWithParent(int(os.environ["HB_BENCH_REUSE_PORT"]))
+        service = ReusePortService(
+            f"tcp:{port}:interface=127.0.0.1:backlog={backlog}", factory, reactor
+        )
+        service.startService()
+    else:
+        reactor.listenTCP(port, factory, backlog=backlog, interface="127.0.0.1")  # type: ignore[attr-defined]
     reactor.run()  # type: ignore[attr-defined]
+    return 0
+
+
+def _plainWorkers(port: int, backlog: int, workers: int) -> int:
+    env = {**os.environ, "HB_BENCH_REUSE_PORT": str(os.getpid())}
+    children = [
+        subprocess.Popen(
+            [PYTHON, str(HERE / "_servers.py"), str(port), str(backlog)], env=env
+        )
+        for _ in range(workers)
+    ]
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM, signal.SIGINT])
+    signal.sigwait([signal.SIGTERM, signal.SIGINT])
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.wait(30)
     return 0
 
 
@@ -119,12 +164,11 @@ class Server:
             os.sched_setaffinity(self.process.pid, cpus)
         self.tree = ProcessTree(self.process.pid)
         try:
-            waitListening(port, timeout=120)
+            waitListening(port, timeout=120, alive=lambda: self.process.poll() is None)
         except Exception:
+            output = self.output()
             self.stop()
-            raise RuntimeError(
-                f"{name}: not listening; log:\n{self.output()}"
-            ) from None
+            raise RuntimeError(f"{name}: not listening; output:\n{output}") from None
         self.baseRss = self.tree.rss()
 
     def output(self) -> str:
@@ -143,6 +187,13 @@ class Server:
         for name in os.listdir(self.logdir):
             os.unlink(os.path.join(self.logdir, name))
         os.rmdir(self.logdir)
+
+
+def plainArgv(port: int, workers: int = 0, backlog: int = 1024) -> list[str]:
+    """
+    The plain server's command line (see L{servePlain}).
+    """
+    return [PYTHON, str(HERE / "_servers.py"), str(port), str(backlog), str(workers)]
 
 
 class priority:
@@ -169,3 +220,7 @@ class priority:
     def __exit__(self, *exc: object) -> None:
         if self.old is not None:
             Path(self.PATH).write_text(self.old)
+
+
+if __name__ == "__main__":
+    raise SystemExit(servePlain(*(int(arg) for arg in sys.argv[1:])))

@@ -26,7 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -84,10 +84,16 @@ def build() -> Path:
     return binary
 
 
-def waitListening(port: int, host: str = "127.0.0.1", timeout: float = 60) -> None:
+def waitListening(
+    port: int,
+    host: str = "127.0.0.1",
+    timeout: float = 60,
+    alive: Callable[[], bool] = lambda: True,
+) -> None:
     """
     Return once something accepts connections on C{host:port}; raise
-    L{RuntimeError} after C{timeout} seconds.
+    L{RuntimeError} after C{timeout} seconds, or as soon as C{alive()}
+    (the server process still runs) is false.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -95,7 +101,7 @@ def waitListening(port: int, host: str = "127.0.0.1", timeout: float = 60) -> No
             socket.create_connection((host, port), timeout=1).close()
             return
         except OSError:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or not alive():
                 raise RuntimeError(f"nothing listens on {host}:{port}") from None
             time.sleep(0.05)
 
@@ -182,6 +188,8 @@ class LoadResult:
         the server closed: from its last sent byte to the FIN seen here.
     @ivar serverUser: Server user CPU seconds in the window (also
         C{serverSystem}); L{None} without a server pid.
+    @ivar serverRssAtStart: Server resident bytes as the window opens
+        (C{serverRss}: as it closes).
     @ivar raw: Each process's own JSON result.
     """
 
@@ -193,6 +201,7 @@ class LoadResult:
         self.serverUser: float | None = None
         self.serverSystem: float | None = None
         self.serverRss: int | None = None
+        self.serverRssAtStart: int | None = None
         self.raw: list[dict[str, Any]] = []
 
     def total(self, key: str) -> int:
@@ -340,6 +349,8 @@ def runLoad(
             _expect(process, "connected", connectTimeout + 30)
         time.sleep(warmup)  # a fixed warm-up, not synchronisation
         before = server.cpu() if server else None
+        if server is not None:
+            result.serverRssAtStart = server.rss()
         for process in running:
             assert process.stdin is not None
             process.stdin.write("go\n")

@@ -9,7 +9,7 @@ import importlib
 import warnings
 from typing import Any
 
-__all__ = ["MOVED", "lookUp"]
+__all__ = ["ADVICE", "MOVED", "lookUp"]
 
 #: Old top-level name -> (module, new name, since).
 MOVED: dict[str, tuple[str, str, str]] = {
@@ -35,19 +35,32 @@ for _name in (
     "HealthCheck",
     "HealthCheckError",
     "HealthFailure",
-    "PingBackoff",
     "PingClientFactory",
     "PingClientProtocol",
     "PingConfig",
     "PingEvents",
-    "PingResponder",
     "PingServerConfig",
     "PingState",
-    "Pinger",
     "RoundTripStats",
     "pingClientService",
 ):
     MOVED[_name] = ("heartbeat_twisted.ping", _name, "0.2.0")
+# The 0.1 ways to configure ping/pong (heartbeat_twisted and
+# heartbeat_twisted.ping both resolve them).
+for _name in ("PingBackoff", "PingResponder", "Pinger"):
+    MOVED[_name] = ("heartbeat_twisted.ping._legacy", _name, "0.2.0")
+
+#: Old name -> what to do instead, where that is not a plain rename.
+ADVICE: dict[str, str] = {
+    "PingResponder": (
+        "set factory.pingServerConfig = PingServerConfig(..., healthChecks=...)"
+    ),
+    "Pinger": "set factory.pingConfig = PingConfig(...)",
+    "PingBackoff": (
+        "pingClientService counts a connection as good after its first "
+        "answered ping; give PingClientFactory(retryPolicy=backoffPolicy(...))"
+    ),
+}
 
 
 def lookUp(module: str, name: str) -> Any:
@@ -62,7 +75,7 @@ def lookUp(module: str, name: str) -> Any:
     except KeyError:
         raise AttributeError(f"module {module!r} has no attribute {name!r}") from None
     internal = where.rpartition(".")[2].startswith("_")
-    advice = (
+    advice = ADVICE.get(name) or (
         "it is internal and will be removed"
         if internal
         else f"use {where}.{new} instead"

@@ -9,19 +9,26 @@ One line on standard output per event::
     unhealthy file: /tmp/ok does not exist
     dead: no answer within 5 s from 127.0.0.1:6666
     disconnected 127.0.0.1:6666: Connection was aborted locally ...
+    connecting tcp:127.0.0.1:6666: Connection refused; retrying in 1.3 s
+    goaway from 127.0.0.1:6666 within 5 s: shutdown
+    retrying in 0.4 s
 
-It reconnects with exponential backoff (and jitter) after every loss.  Also
-installed as the C{heartbeat-client} command.
+A connection counts as good once a ping on it was answered; until then
+the wait between attempts grows exponentially (with jitter).  Told to go,
+it reconnects within a second.  Also installed as the C{heartbeat-client}
+command.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
+from twisted.internet.error import ConnectionRefusedError
 from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
@@ -33,14 +40,12 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from .ping import (
-    PingBackoff,
     PingClientFactory,
     PingClientProtocol,
-    Pinger,
+    PingConfig,
     PingEvents,
     pingClientService,
 )
-from .ping._config import PingConfig
 from .tap import optionError
 
 __all__ = ["Options", "PrintingEvents", "main"]
@@ -107,7 +112,7 @@ class Options(usage.Options):
 
     endpoint: str
     pingConfig: PingConfig
-    backoff: PingBackoff
+    retryPolicy: Callable[[int], float]
 
     def parseArgs(self, *args: str) -> None:
         """
@@ -129,10 +134,15 @@ class Options(usage.Options):
                 timeout=_number("timeout", self["timeout"]),
                 jitter=_number("jitter", self["jitter"]),
             )
-            self.backoff = PingBackoff(
-                initialDelay=_number("reconnect-initial", self["reconnect-initial"]),
-                maxDelay=_number("reconnect-max", self["reconnect-max"]),
-            )
+            initial = _number("reconnect-initial", self["reconnect-initial"])
+            top = _number("reconnect-max", self["reconnect-max"])
+            if not initial > 0:
+                raise ValueError(f"'initialDelay' must be > 0: {initial!r}")
+            if top < initial:
+                raise ValueError(
+                    f"'maxDelay' must be >= initialDelay ({initial!r}): {top!r}"
+                )
+            self.retryPolicy = backoffPolicy(initial, top)
         except ValueError as e:
             raise optionError(
                 e,
@@ -161,6 +171,16 @@ def _peer(protocol: PingClientProtocol) -> str:
         return "?"
 
 
+def _why(reason: Failure) -> str:
+    """
+    A failed attempt in a few words: C{Connection refused}, not Twisted's
+    whole sentence.
+    """
+    if isinstance(reason.value, ConnectionRefusedError):
+        return "Connection refused"
+    return reason.getErrorMessage()
+
+
 def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.3f} ms"
 
@@ -171,8 +191,13 @@ class PrintingEvents(PingEvents):
     line by line through pipes).
     """
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, endpoint: str = "") -> None:
+        """
+        @param endpoint: The endpoint string, named in the lines about
+            failed attempts.
+        """
         self.out = out
+        self.endpoint = endpoint
 
     def _say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -215,6 +240,24 @@ class PrintingEvents(PingEvents):
         """
         self._say(f"disconnected {_peer(protocol)}: {reason.getErrorMessage()}")
 
+    def goAway(self, protocol: PingClientProtocol, reason: str, grace: float) -> None:
+        """
+        C{goaway from HOST:PORT within GRACE s: REASON}.
+        """
+        self._say(f"goaway from {_peer(protocol)} within {grace:g} s: {reason}")
+
+    def retrying(self, delay: float, reason: Failure | None) -> None:
+        """
+        C{connecting ENDPOINT: REASON; retrying in DELAY s} after a failed
+        attempt, else C{retrying in DELAY s}.
+        """
+        if reason is None:
+            self._say(f"retrying in {delay:.1f} s")
+        else:
+            self._say(
+                f"connecting {self.endpoint}: {_why(reason)}; retrying in {delay:.1f} s"
+            )
+
 
 def run(reactor: Any, options: Options, out: TextIO) -> Deferred[None]:
     """
@@ -222,12 +265,13 @@ def run(reactor: Any, options: Options, out: TextIO) -> Deferred[None]:
     (the command runs until interrupted).
     """
     factory = PingClientFactory(
-        Pinger(options.pingConfig, clock=reactor),
-        PrintingEvents(out),
-        options.backoff,
+        options.pingConfig,
+        PrintingEvents(out, options.endpoint),
+        options.retryPolicy,
+        clock=reactor,
     )
     endpoint = clientFromString(reactor, options.endpoint)  # type: ignore[no-untyped-call]
-    service = pingClientService(endpoint, factory, clock=reactor)
+    service = pingClientService(endpoint, factory)
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     return Deferred()

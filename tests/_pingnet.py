@@ -64,8 +64,14 @@ class RecordingEvents(PingEvents, Waitable):
     def peerError(self, protocol: PingClientProtocol, text: str) -> None:
         self._add("error", text)
 
+    def goAway(self, protocol: PingClientProtocol, reason: str, grace: float) -> None:
+        self._add("goaway", (reason, grace))
+
     def disconnected(self, protocol: PingClientProtocol, reason: Failure) -> None:
         self._add("disconnected", reason.getErrorMessage())
+
+    def retrying(self, delay: float, reason: Failure | None) -> None:
+        self._add("retrying", delay)
 
 
 def freePort() -> int:

@@ -4,6 +4,10 @@ signals to whole processes.
 
 Outside CI a system test that cannot run here is skipped with the reason;
 with C{CI=true} it fails instead, so CI cannot pass by skipping.
+
+C{HEARTBEAT_SYSTEM_TESTS=skip} skips every system test, also under CI: CI
+sets it only for its extra runs (other Pythons, other Twisteds, the asyncio
+reactor), whose main run has already run them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from unittest import SkipTest
 
 from twisted.trial.unittest import SynchronousTestCase
 
-__all__ = ["NetworkNamespace", "inCI", "requireSystem"]
+__all__ = ["SWITCH", "NetworkNamespace", "inCI", "requireSystem"]
+
+SWITCH = "HEARTBEAT_SYSTEM_TESTS"
 
 
 def inCI() -> bool:
@@ -26,12 +32,17 @@ def inCI() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
-def _cannotRun(commands: tuple[str, ...], root: bool, netns: bool) -> str | None:
+def _cannotRun(
+    commands: tuple[str, ...], root: bool, netns: bool, paths: tuple[str, ...]
+) -> str | None:
     if root and os.geteuid() != 0:
         return "needs root"
     missing = [c for c in commands if shutil.which(c) is None]
     if missing:
         return f"needs {', '.join(missing)} on PATH (Debian packages: see .ci/run)"
+    absent = [p for p in paths if not os.path.exists(p)]
+    if absent:
+        return f"needs {', '.join(absent)} (Debian packages: see .ci/run)"
     if netns:
         probe = f"hbt-probe-{os.getpid()}"
         made = subprocess.run(
@@ -48,6 +59,7 @@ def requireSystem(
     *commands: str,
     root: bool = True,
     netns: bool = False,
+    paths: tuple[str, ...] = (),
 ) -> None:
     """
     Skip C{case} (fail it under CI) unless this machine can run it.
@@ -55,8 +67,11 @@ def requireSystem(
     @param commands: Programs the test runs (for example C{"iptables"}).
     @param root: Whether it needs root.
     @param netns: Whether it makes network namespaces.
+    @param paths: Files it needs (for example C{"/usr/bin/python3"}).
     """
-    why = _cannotRun(commands, root, netns)
+    if os.environ.get(SWITCH, "").lower() == "skip":
+        raise SkipTest(f"system tests switched off ({SWITCH}=skip)")
+    why = _cannotRun(commands, root, netns, paths)
     if why is None:
         return
     if inCI():

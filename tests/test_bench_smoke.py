@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -68,6 +69,7 @@ class BenchSmokeTests(SynchronousTestCase):
             "throughput.py",
             "loadgen.py",
             "compare.py",
+            "scale.py",
         ):
             result = subprocess.run(
                 [sys.executable, str(BENCH / script), "--help"],
@@ -147,7 +149,7 @@ class BenchSmokeTests(SynchronousTestCase):
         self.requireCompiler()
         port = _freePort()
         server = subprocess.Popen(
-            [sys.executable, str(BENCH / "compare.py"), "--serve-plain", str(port)]
+            [sys.executable, str(BENCH / "_servers.py"), str(port)]
         )
         self.addCleanup(server.wait, 30)
         self.addCleanup(server.terminate)
@@ -185,6 +187,8 @@ class BenchSmokeTests(SynchronousTestCase):
         self.requireCompiler()
         out = self.runBench(
             "compare.py",
+            "--variants",
+            "heartbeat",
             "--rounds",
             "1",
             "--duration",
@@ -214,6 +218,45 @@ class BenchSmokeTests(SynchronousTestCase):
             "goal: fleet CPU <= 0.8x plain",
         ):
             self.assertIn(text, out)
+
+    def test_scale(self) -> None:
+        """
+        scale.py runs both servers with a silent share, checks the close
+        window, times the heartbeat directly and draws its plots (when
+        matplotlib is installed).
+        """
+        self.requireCompiler()
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            plots = ["--no-plots"]
+        else:
+            plots = ["--plots", tempfile.mkdtemp(prefix="hb-plots-")]
+            self.addCleanup(shutil.rmtree, plots[1], True)
+        out = self.runBench(
+            "scale.py",
+            "--connections",
+            "40",
+            "--idle",
+            "1",
+            "--period",
+            "0.5",
+            "--warmup",
+            "1",
+            "--window",
+            "2",
+            "--direct",
+            "2000",
+            *plots,
+            timeout=300,
+        )
+        self.assertIn("twistd heartbeat", out)
+        self.assertIn("plain (no heartbeat)", out)
+        self.assertIn("goal at 40: no busy connection closed", out)
+        self.assertIn("heartbeat CPU share", out)
+        if plots[0] == "--plots":
+            for name in ("close-times", "latency", "cpu-rss"):
+                self.assertTrue(Path(plots[1], f"scale-{name}.png").exists(), name)
 
 
 def _freePort() -> int:

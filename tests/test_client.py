@@ -55,7 +55,7 @@ class OptionsTests(SynchronousTestCase):
         options = parse("tcp:127.0.0.1:6666")
         self.assertEqual(options.pingConfig, PingConfig(interval=2, timeout=5))
         # backoffPolicy's default jitter adds up to one second.
-        self.assertTrue(1.0 <= options.backoff(0) < 2.0)
+        self.assertTrue(1.0 <= options.retryPolicy(0) < 2.0)
 
     def test_usageErrors(self) -> None:
         cases = [

@@ -57,14 +57,15 @@ class Scenario:
     @inlineCallbacks
     def startServer(self, *options: str) -> Generator[Deferred[Any], Any, None]:
         """
-        Run C{twistd -n heartbeat} with C{options} and wait until it listens.
+        Run C{twistd -n heartbeat} with C{options} and wait until it listens
+        (five start at once: on a loaded machine that can take a while).
         """
         self.server = self.spawn(
             *twistdArgv(
                 "heartbeat", "--port", f"tcp:{PORT}:interface=127.0.0.1", *options
             )
         )
-        yield self.server.waitFor(r"starting on \d+", 15)
+        yield self.server.waitFor(r"starting on \d+", 40)
 
     @inlineCallbacks
     def connect(self) -> Generator[Deferred[Any], Any, tuple[float, ChildProcess]]:
@@ -111,7 +112,7 @@ class KeepAliveKernelTests(TestCase):
     What the kernel does with the settings C{twistd heartbeat} gives it.
     """
 
-    timeout = 60
+    timeout = 90
     log = Logger()
 
     def setUp(self) -> None:

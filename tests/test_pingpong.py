@@ -27,14 +27,12 @@ from heartbeat_twisted.ping import (
     HealthCheckError,
     HealthFailure,
     PingAnswerMixin,
-    PingBackoff,
     PingClientFactory,
     PingClientProtocol,
     PingConfig,
-    Pinger,
+    PingCounters,
     PingEvents,
     PingingMixin,
-    PingResponder,
     PingServerConfig,
     PingState,
     RoundTripStats,
@@ -67,16 +65,27 @@ def serve(
     protocol: type[LineReceiver] = Server,
     checks: list[HealthCheck] | None = None,
     clock: Clock | None = None,
-    **kw: Any,
-) -> tuple[Any, StringTransport, PingResponder, Clock]:
+    maxAge: float = 0.0,
+    factory: Any = None,
+) -> tuple[Any, StringTransport, PingCounters, Clock]:
+    """
+    Connect an answering protocol; the factory gives the settings and the
+    clock, each in one place.
+    """
     clock = clock or Clock()
-    factory = Factory.forProtocol(protocol)
-    responder = PingResponder(config, checks or [], clock=clock, **kw)
-    factory.pingResponder = responder  # type: ignore[attr-defined]
+    config = config or PingServerConfig()
+    if checks or maxAge:
+        config = attrs.evolve(
+            config, healthChecks=tuple(checks or ()), healthCheckMaxAge=maxAge
+        )
+    if factory is None:
+        factory = Factory.forProtocol(protocol)
+        factory.pingServerConfig = config
+        factory.heartbeatClock = clock
     proto = factory.buildProtocol(None)
     transport = StringTransport()
     proto.makeConnection(transport)
-    return proto, transport, responder, clock
+    return proto, transport, factory.pingCounters, clock
 
 
 def lines(transport: StringTransport) -> list[bytes]:
@@ -131,14 +140,15 @@ class ConfigTests(SynchronousTestCase):
         config = PingServerConfig()
         self.assertEqual(
             attrs.astuple(config),
-            (0.5, 2, 1024, 3, 5.0),
+            (2.0, 3, 1024, 3, 5.0, (), 0.0),
         )
 
     def test_serverBadValues(self) -> None:
         cases = [
-            ({"minPingInterval": -1}, "'minPingInterval' must be >= 0: -1"),
-            ({"maxPingStrikes": -1}, "'maxPingStrikes' must be >= 0: -1"),
-            ({"maxPingStrikes": 1.5}, "'maxPingStrikes' must be a whole number: 1.5"),
+            ({"pingRate": -1}, "'pingRate' must be >= 0: -1"),
+            ({"pingBurst": 0}, "'pingBurst' must be >= 1: 0"),
+            ({"pingBurst": 1.5}, "'pingBurst' must be a whole number: 1.5"),
+            ({"healthCheckMaxAge": -1}, "'healthCheckMaxAge' must be >= 0: -1"),
             ({"maxLineLength": 15}, "'maxLineLength' must be in 16..1048576: 15"),
             ({"maxBadLines": -2}, "'maxBadLines' must be >= 0: -2"),
             ({"closeGrace": -1}, "'closeGrace' must be >= 0: -1"),
@@ -158,7 +168,9 @@ class ConfigTests(SynchronousTestCase):
             HealthCheck("db", lambda: None, timeout=0)
         self.assertEqual(str(caught.exception), "'timeout' must be > 0: 0")
         with self.assertRaises(ValueError) as caught:
-            PingResponder(healthChecks=[HealthCheck("a", int), HealthCheck("a", int)])
+            PingServerConfig(
+                healthChecks=[HealthCheck("a", int), HealthCheck("a", int)]
+            )
         self.assertIn("unique", str(caught.exception))
 
 
@@ -193,7 +205,7 @@ class AnswerTests(SynchronousTestCase):
         self.assertFalse(transport.disconnecting)
 
     def test_tokenLength(self) -> None:
-        proto, transport, _, _clock = serve(PingServerConfig(minPingInterval=0))
+        proto, transport, _, _clock = serve(PingServerConfig(pingRate=0))
         proto.dataReceived(b"ping " + b"x" * 64 + b"\n")
         self.assertEqual(lines(transport), [b"pong " + b"x" * 64])
         proto.dataReceived(b"ping " + b"x" * 65 + b"\n")
@@ -263,37 +275,46 @@ class AnswerTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         self.assertEqual(proto.pingCloseReason, "line too long")
 
-    def test_floodStrikes(self) -> None:
+    def test_floodBucket(self) -> None:
         """
-        Pings less than C{minPingInterval} apart are strikes; the one past
-        C{maxPingStrikes} closes with C{too_many_pings}; an on-time ping
-        clears the strikes.
+        A connection may send C{pingBurst} pings at once and C{pingRate} a
+        second after that, refilled by the time that passed; the ping that
+        finds the bucket empty closes with C{too_many_pings}.
         """
         proto, transport, responder, clock = serve(
-            PingServerConfig(minPingInterval=1.0, maxPingStrikes=2)
+            PingServerConfig(pingRate=1.0, pingBurst=3)
         )
-        proto.dataReceived(b"ping\n")
+        proto.dataReceived(b"ping\n" * 3)  # the burst: bucket empty
         clock.advance(0.5)
-        proto.dataReceived(b"ping\n")  # strike 1
-        clock.advance(0.999)
-        proto.dataReceived(b"ping\n")  # strike 2
-        clock.advance(1.0)
-        proto.dataReceived(b"ping\n")  # on time: strikes cleared
-        proto.dataReceived(b"ping\nping\n")  # strikes 1, 2
-        self.assertEqual(lines(transport), [b"pong"] * 6)
-        self.assertFalse(transport.disconnecting)
-        proto.dataReceived(b"ping\nping\n")  # strike 3: refused
+        proto.dataReceived(b"ping\n")  # half a token refilled: refused
         self.assertEqual(
             lines(transport),
-            [b"error too_many_pings :pings must be at least 1 s apart"],
+            [b"pong"] * 3
+            + [b"error too_many_pings :at most 3 pings at once and 1 a second"],
         )
         self.assertTrue(transport.disconnecting)
         self.assertEqual(proto.pingCloseReason, "too_many_pings")
         self.assertEqual(responder.refused, {"too_many_pings": 1})
-        self.assertEqual(responder.pings, 6)
+        self.assertEqual(responder.pings, 3)
+
+    def test_floodRefill(self) -> None:
+        """
+        Pings at the allowed rate never empty the bucket; the refill is
+        capped at C{pingBurst}, so a long quiet earns no more than a burst.
+        """
+        proto, transport, _, clock = serve(PingServerConfig(pingRate=1.0, pingBurst=2))
+        for _ in range(10):
+            clock.advance(1.0)
+            proto.dataReceived(b"ping\n")
+        clock.pump([1.0] * 100)  # quiet, not a stall: the reactor ran
+        proto.dataReceived(b"ping\nping\n")
+        self.assertEqual(lines(transport), [b"pong"] * 12)
+        self.assertFalse(transport.disconnecting)
+        proto.dataReceived(b"ping\n")
+        self.assertTrue(lines(transport)[0].startswith(b"error too_many_pings"))
 
     def test_noFloodLimit(self) -> None:
-        proto, transport, _, _ = serve(PingServerConfig(minPingInterval=0))
+        proto, transport, _, _ = serve(PingServerConfig(pingRate=0))
         proto.dataReceived(b"ping\n" * 50)
         self.assertEqual(lines(transport), [b"pong"] * 50)
 
@@ -371,7 +392,7 @@ class HealthTests(SynchronousTestCase):
         proto, transport, responder, _ = serve(checks=checks)
         proto.dataReceived(b"ping t\n")
         self.assertEqual(lines(transport), [b"pong t"])
-        self.assertEqual(responder.runs, 1)
+        self.assertEqual(responder.healthRuns, 1)
 
     def test_failuresNamed(self) -> None:
         def broken() -> None:
@@ -432,15 +453,11 @@ class HealthTests(SynchronousTestCase):
             return d
 
         clock = Clock()
-        config = PingServerConfig(minPingInterval=0)
+        config = PingServerConfig(pingRate=0)
         one, t1, responder, _ = serve(
             config=config, checks=[HealthCheck("db", check)], clock=clock
         )
-        factory = Factory.forProtocol(Server)
-        factory.pingResponder = responder  # type: ignore[attr-defined]
-        two = factory.buildProtocol(None)
-        t2 = StringTransport()
-        two.makeConnection(t2)
+        two, t2, _, _ = serve(factory=one.factory)
         one.dataReceived(b"ping 1\n")
         two.dataReceived(b"ping 2\n")
         one.dataReceived(b"ping 3\n")
@@ -448,7 +465,7 @@ class HealthTests(SynchronousTestCase):
         pending[0].callback(None)
         self.assertEqual(lines(t1), [b"pong 1", b"pong 3"])
         self.assertEqual(lines(t2), [b"pong 2"])
-        self.assertEqual(responder.runs, 1)
+        self.assertEqual(responder.healthRuns, 1)
         one.dataReceived(b"ping 4\n")
         self.assertEqual(len(pending), 2)
 
@@ -456,7 +473,7 @@ class HealthTests(SynchronousTestCase):
         calls = []
         clock = Clock()
         proto, transport, _responder, _ = serve(
-            config=PingServerConfig(minPingInterval=0),
+            config=PingServerConfig(pingRate=0),
             checks=[HealthCheck("db", lambda: calls.append(1))],
             clock=clock,
             maxAge=10,
@@ -488,7 +505,7 @@ class HealthTests(SynchronousTestCase):
     def test_fileHealthCheck(self) -> None:
         path = tempPath(self, "ready")
         proto, transport, _, _ = serve(
-            config=PingServerConfig(minPingInterval=0), checks=[fileHealthCheck(path)]
+            config=PingServerConfig(pingRate=0), checks=[fileHealthCheck(path)]
         )
         proto.dataReceived(b"ping\n")
         self.assertEqual(
@@ -505,7 +522,7 @@ class HealthTests(SynchronousTestCase):
         events: list[dict[str, Any]] = []
         healthy = [True]
         proto, transport, _, _ = serve(
-            PingServerConfig(minPingInterval=0),
+            PingServerConfig(pingRate=0),
             checks=[HealthCheck("db", lambda: healthy[0])],
         )
         with capturedLogs(events):
@@ -556,16 +573,17 @@ def pinging(
     config: PingConfig,
     random: Any = lambda: 0.0,
     protocol: type[LineReceiver] = Client,
-) -> tuple[Any, StringTransport, Pinger, Clock]:
+) -> tuple[Any, StringTransport, PingCounters, Clock]:
     clock = Clock()
-    pinger = Pinger(config, clock=clock, random=random)
     factory = Factory.forProtocol(protocol)
-    factory.pinger = pinger  # type: ignore[attr-defined]
+    factory.pingConfig = config
+    factory.heartbeatClock = clock
+    factory.pingRandom = random
     proto = factory.buildProtocol(None)
     transport = StringTransport()
     transport.abortConnection = lambda: setattr(transport, "aborted", True)
     proto.makeConnection(transport)
-    return proto, transport, pinger, clock
+    return proto, transport, factory.pingCounters, clock
 
 
 class PingingTests(SynchronousTestCase):
@@ -591,7 +609,7 @@ class PingingTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"")
         clock.advance(0.001)
         self.assertEqual(lines(transport), [b"ping 2"])
-        self.assertEqual((pinger.sent, pinger.answered), (2, 1))
+        self.assertEqual((pinger.pingsSent, pinger.answers), (2, 1))
 
     def test_writesPostponePing(self) -> None:
         """
@@ -682,7 +700,7 @@ class PingingTests(SynchronousTestCase):
         self.assertIs(proto.pingState, PingState.DEAD)
         self.assertEqual(proto.pingCloseReason, "dead peer")
         self.assertTrue(transport.aborted)
-        self.assertEqual(pinger.dead, 1)
+        self.assertEqual(pinger.deadPeers, 1)
         proto.connectionLost(Failure(Exception("aborted")))
         self.assertIs(proto.pingState, PingState.CLOSED)
         self.assertEqual(clock.getDelayedCalls(), [])
@@ -706,7 +724,7 @@ class PingingTests(SynchronousTestCase):
         self.assertEqual(
             proto.events, [("unhealthy", "db: down; cache: slow"), ("rtt", 0.125)]
         )
-        self.assertEqual(pinger.unhealthy, 1)
+        self.assertEqual(pinger.unhealthyAnswers, 1)
         self.assertIs(proto.pingState, PingState.QUIET)
 
     def test_stats(self) -> None:
@@ -746,14 +764,52 @@ class PingingTests(SynchronousTestCase):
         proto.factory = Factory()
         with self.assertRaises(TypeError) as caught:
             proto.makeConnection(StringTransport())
-        self.assertIn("Set factory.pinger", str(caught.exception))
+        self.assertIn("Set factory.pingConfig = PingConfig(", str(caught.exception))
 
-    def test_noResponder(self) -> None:
+    def test_noServerConfig(self) -> None:
+        """
+        An answering protocol without settings answers with the defaults;
+        settings of the wrong type are refused, naming the fix.
+        """
         proto = Server()
         proto.factory = Factory()
+        proto.factory.heartbeatClock = Clock()
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        proto.dataReceived(b"ping 1\n" * 4)
+        self.assertEqual(
+            lines(transport),
+            [b"pong 1"] * 3
+            + [b"error too_many_pings :at most 3 pings at once and 2 a second"],
+        )
+        proto = Server()
+        proto.factory = Factory()
+        proto.factory.pingServerConfig = PingConfig(1, 1)
         with self.assertRaises(TypeError) as caught:
             proto.makeConnection(StringTransport())
-        self.assertIn("factory.pingResponder", str(caught.exception))
+        self.assertIn(
+            "pingServerConfig must be a PingServerConfig", str(caught.exception)
+        )
+
+    def test_classAttributes(self) -> None:
+        """
+        A plain L{Factory.forProtocol} finds the settings as class
+        attributes of the protocol, the clock included.
+        """
+        clock = Clock()
+
+        class Configured(Both):
+            pingServerConfig = PingServerConfig(pingRate=0)
+            pingConfig = PingConfig(interval=2, timeout=1, jitter=0)
+            heartbeatClock = clock
+
+        proto = Factory.forProtocol(Configured).buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        proto.dataReceived(b"ping\n" * 10)
+        self.assertEqual(lines(transport), [b"pong"] * 10)
+        clock.advance(2)
+        self.assertEqual(lines(transport), [b"ping 1"])
 
 
 class Both(PingAnswerMixin, PingingMixin, LineReceiver):
@@ -770,10 +826,8 @@ class SymmetricTests(SynchronousTestCase):
     def test_serverPingsQuietClient(self) -> None:
         clock = Clock()
         factory = Factory.forProtocol(Both)
-        factory.pingResponder = PingResponder(clock=clock)  # type: ignore[attr-defined]
-        factory.pinger = Pinger(  # type: ignore[attr-defined]
-            PingConfig(interval=5, timeout=2, watch="received"), clock=clock
-        )
+        factory.heartbeatClock = clock
+        factory.pingConfig = PingConfig(interval=5, timeout=2, watch="received")
         proto = factory.buildProtocol(None)
         transport = StringTransport()
         transport.abortConnection = lambda: setattr(transport, "aborted", True)
@@ -823,15 +877,11 @@ class ClientProtocolTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.events = Recorder()
-        self.backoff = PingBackoff(
-            initialDelay=1, maxDelay=8, factor=2, jitter=lambda: 0
-        )
         self.factory = PingClientFactory(
-            Pinger(
-                PingConfig(interval=1, timeout=2), clock=self.clock, random=lambda: 0
-            ),
+            PingConfig(interval=1, timeout=2),
             self.events,
-            self.backoff,
+            clock=self.clock,
+            random=lambda: 0,
         )
 
     def connect(self) -> tuple[PingClientProtocol, StringTransport]:
@@ -861,34 +911,6 @@ class ClientProtocolTests(SynchronousTestCase):
             ],
         )
 
-    def test_backoffGrowsUntilAnswered(self) -> None:
-        """
-        Connections ending without an answered ping make the reconnect
-        delay grow even though L{ClientService} restarts its count; an
-        answered ping resets it.
-        """
-        self.assertEqual(self.backoff(1), 2.0)
-        for _ in range(2):
-            proto, _ = self.connect()
-            proto.connectionLost(Failure(ConnectionAbortedError()))
-        self.assertEqual(self.backoff.unproven, 2)
-        self.assertEqual(self.backoff(1), 8.0)
-        proto, _transport = self.connect()
-        self.clock.advance(1)
-        proto.dataReceived(b"pong 1\n")
-        proto.connectionLost(Failure(ConnectionAbortedError()))
-        self.assertEqual(self.backoff(1), 2.0)
-
-    def test_backoffValues(self) -> None:
-        for kwargs, message in [
-            ({"initialDelay": 0}, "'initialDelay' must be > 0: 0"),
-            ({"initialDelay": 5, "maxDelay": 1}, "'maxDelay' must be >= initialDelay"),
-            ({"factor": 0.5}, "'factor' must be >= 1: 0.5"),
-        ]:
-            with self.assertRaises(ValueError) as caught:
-                PingBackoff(**kwargs)
-            self.assertIn(message, str(caught.exception))
-
 
 class DemoTests(SynchronousTestCase):
     """
@@ -901,9 +923,7 @@ class DemoTests(SynchronousTestCase):
         factory = DemoFactory(
             heartbeatConfig=HeartbeatConfig(idle=5),
             clock=clock,
-            pingResponder=PingResponder(
-                PingServerConfig(maxLineLength=16), clock=clock
-            ),
+            pingServerConfig=PingServerConfig(maxLineLength=16),
         )
         proto = factory.buildProtocol(None)
         transport = StringTransport()
@@ -915,8 +935,32 @@ class DemoTests(SynchronousTestCase):
         proto.connectionLost(Failure(Exception("closed")))
         self.assertEqual(factory.closed, {"line too long": 1})
 
-    def test_demoDefaultResponder(self) -> None:
+    def test_demoClockInOnePlace(self) -> None:
+        """
+        The factory's clock drives the ping side too (a health check's
+        timeout here); the defaults apply without settings; the counters
+        are the factory's.
+        """
         clock = Clock()
-        factory = DemoFactory(heartbeatConfig=HeartbeatConfig(idle=5), clock=clock)
-        self.assertIs(factory.pingResponder.clock, clock)
-        self.assertEqual(factory.pingResponder.config, PingServerConfig())
+        slow: Deferred[None] = Deferred()
+        factory = DemoFactory(
+            heartbeatConfig=HeartbeatConfig(idle=5),
+            clock=clock,
+            pingServerConfig=PingServerConfig(
+                healthChecks=[HealthCheck("slow", lambda: slow, timeout=1)]
+            ),
+        )
+        proto = factory.buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        proto.dataReceived(b"ping 1\n")
+        clock.advance(1)
+        self.assertEqual(
+            lines(transport), [b"error unhealthy 1 :slow: timed out after 1 s"]
+        )
+        self.assertEqual(factory.pingCounters.unhealthy, 1)
+        plain = DemoFactory(heartbeatConfig=HeartbeatConfig(idle=5), clock=clock)
+        self.assertIsNone(plain.pingServerConfig)
+        proto = plain.buildProtocol(None)
+        proto.makeConnection(StringTransport())
+        self.assertEqual(proto._pingServerConfig, PingServerConfig())

@@ -19,9 +19,7 @@ from heartbeat_twisted.ping import (
     PingAnswerMixin,
     PingClientFactory,
     PingConfig,
-    Pinger,
     PingingMixin,
-    PingResponder,
     PingServerConfig,
     PingState,
 )
@@ -50,7 +48,7 @@ class LoopbackTests(TestCase):
         self.addCleanup(globalLogPublisher.removeObserver, observe)
         self.factory = DemoFactory(
             heartbeatConfig=HeartbeatConfig(idle=idle, checkInterval=checkInterval),
-            pingResponder=PingResponder(PingServerConfig(**limits)),
+            pingServerConfig=PingServerConfig(**limits),
         )
         port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
             self.factory
@@ -62,7 +60,7 @@ class LoopbackTests(TestCase):
     def pingClient(self, interval: float, timeout: float) -> Any:
         events = RecordingEvents()
         factory = PingClientFactory(
-            Pinger(PingConfig(interval=interval, timeout=timeout)), events
+            PingConfig(interval=interval, timeout=timeout), events
         )
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port)
         protocol = yield endpoint.connect(factory)
@@ -77,7 +75,7 @@ class LoopbackTests(TestCase):
         seconds later, within one sweep.
         """
         idle, sweep, interval = 1.0, 0.1, 0.3
-        yield self.serve(idle, sweep, minPingInterval=0.1)
+        yield self.serve(idle, sweep, pingRate=10)
         events, protocol = yield self.pingClient(interval, 1.0)
         yield task.deferLater(reactor, 3 * idle, lambda: None)
         self.assertEqual(events.count("disconnected"), 0)
@@ -108,8 +106,8 @@ class LoopbackTests(TestCase):
         yield self.serve(
             30,
             1,
-            minPingInterval=0.2,
-            maxPingStrikes=2,
+            pingRate=5,
+            pingBurst=3,
             maxLineLength=64,
             maxBadLines=2,
         )
@@ -126,7 +124,7 @@ class LoopbackTests(TestCase):
             "garbage": b"error too_many_errors :",
             "binary": b"error binary_data :",
             "long": b"error line_too_long :lines are limited to 64 bytes",
-            "flood": b"error too_many_pings :pings must be at least 0.2 s apart",
+            "flood": b"error too_many_pings :at most 3 pings at once and 5 a second",
         }
         offenders = {}
         for name, data in sends.items():
@@ -154,7 +152,7 @@ class LoopbackTests(TestCase):
             ["binary data", "line too long", "too many bad lines", "too_many_pings"],
         )
         self.assertEqual(
-            dict(self.factory.pingResponder.refused),
+            dict(self.factory.pingCounters.refused),
             {
                 "binary data": 1,
                 "line too long": 1,
@@ -205,9 +203,8 @@ class ProbingServerTests(TestCase):
         interval, timeout = 0.3, 0.5
         factory = Factory.forProtocol(Probing)
         factory.lost = []
-        factory.pingResponder = PingResponder()
-        factory.pinger = Pinger(
-            PingConfig(interval=interval, timeout=timeout, jitter=0, watch="received")
+        factory.pingConfig = PingConfig(
+            interval=interval, timeout=timeout, jitter=0, watch="received"
         )
         port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
             factory
@@ -226,13 +223,13 @@ class ProbingServerTests(TestCase):
         yield task.deferLater(reactor, 1.0, lambda: None)
         self.assertEqual(events.count("disconnected"), 0)
         self.assertEqual(len(factory.lost), 1)
-        self.assertGreaterEqual(factory.pinger.answered, 3)
+        self.assertGreaterEqual(factory.pingCounters.answers, 3)
 
     @inlineCallbacks
     def _answeringClient(self, port: int) -> Any:
         events = RecordingEvents()
         # Its own pings are rare: it is the server that pings here.
-        factory = PingClientFactory(Pinger(PingConfig(interval=60, timeout=5)), events)
+        factory = PingClientFactory(PingConfig(interval=60, timeout=5), events)
         protocol = yield TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
         self.addCleanup(protocol.transport.abortConnection)
         return events, protocol

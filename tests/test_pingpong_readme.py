@@ -26,8 +26,8 @@ class PingClientExampleTests(SynchronousTestCase):
     def test_pingClient(self) -> None:
         factory = runExample("example-pingclient")["factory"]
         clock = Clock()
-        factory.pinger.clock = clock
-        factory.pinger.random = lambda: 0.0
+        factory.heartbeatClock = clock
+        factory.pingRandom = lambda: 0.0
         out = io.StringIO()
         self.patch(sys, "stdout", out)
         protocol = factory.buildProtocol(None)
@@ -58,7 +58,11 @@ class HealthCheckExampleTests(SynchronousTestCase):
 
     def test_healthCheck(self) -> None:
         factory = runExample("example-healthcheck")["factory"]
-        factory.pingResponder.clock = Clock()
+        clock = Clock()
+        if hasattr(factory, "pingResponder"):  # the 0.1 form, deprecated
+            factory.pingResponder.clock = clock
+        else:
+            factory.heartbeatClock = clock
         protocol = factory.buildProtocol(None)
         transport = StringTransport()
         protocol.makeConnection(transport)
@@ -66,7 +70,7 @@ class HealthCheckExampleTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"pong 7\nyou said: hello\n")
         transport.clear()
         self.patch(shutil, "disk_usage", lambda path: Usage(0, 0, 42 * 2**20))
-        factory.pingResponder.clock.advance(1)
+        clock.advance(1)
         protocol.dataReceived(b"ping 8\n")
         self.assertEqual(
             transport.value(), b"error unhealthy 8 :disk: only 42 MiB free\n"

@@ -18,7 +18,6 @@ from heartbeat_twisted import HeartbeatConfig
 from heartbeat_twisted.ping import (
     PingClientFactory,
     PingConfig,
-    Pinger,
 )
 from heartbeat_twisted.server._protocol import DemoFactory
 
@@ -73,8 +72,8 @@ class StoppedServerTests(TestCase):
                 f"tcp:{port}:interface=127.0.0.1",
                 "--idle",
                 "30",
-                "--min-ping-interval",
-                "0.1",
+                "--ping-rate",
+                "10",
             ),
         )
         yield server.waitFor("starting on", 15)
@@ -157,9 +156,7 @@ class HAProxyTests(TestCase):
         yield waitListening(front, 10)
 
         events = RecordingEvents()
-        clientFactory = PingClientFactory(
-            Pinger(PingConfig(interval=1, timeout=2)), events
-        )
+        clientFactory = PingClientFactory(PingConfig(interval=1, timeout=2), events)
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", front)
         pinging = yield endpoint.connect(clientFactory)
         self.addCleanup(pinging.transport.abortConnection)

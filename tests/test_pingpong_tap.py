@@ -4,6 +4,8 @@ The ping/pong options of C{twistd heartbeat}.
 
 from __future__ import annotations
 
+import io
+import sys
 from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -33,31 +35,44 @@ class PingOptionsTests(SynchronousTestCase):
 
     def test_values(self) -> None:
         options = parse(
-            "--min-ping-interval",
-            "2.5",
-            "--max-ping-strikes",
-            "0",
-            "--max-line-length",
-            "64",
+            "--ping-rate", "0.4", "--ping-burst", "1", "--max-line-length", "64"
         )
         self.assertEqual(
             options.pingServerConfig,
-            PingServerConfig(minPingInterval=2.5, maxPingStrikes=0, maxLineLength=64),
+            PingServerConfig(pingRate=0.4, pingBurst=1, maxLineLength=64),
+        )
+
+    def test_deprecatedOptions(self) -> None:
+        """
+        C{--min-ping-interval} and C{--max-ping-strikes} still work for one
+        release: they print a deprecation line and stand for
+        C{--ping-rate 1/N} and C{--ping-burst N+1}.
+        """
+        err = io.StringIO()
+        self.patch(sys, "stderr", err)
+        options = parse("--min-ping-interval", "2.5", "--max-ping-strikes", "0")
+        self.assertEqual(
+            options.pingServerConfig, PingServerConfig(pingRate=0.4, pingBurst=1)
+        )
+        self.assertIn(
+            "--min-ping-interval and --max-ping-strikes are deprecated", err.getvalue()
+        )
+        self.assertEqual(
+            parse("--min-ping-interval", "0").pingServerConfig.pingRate, 0.0
         )
 
     def test_usageErrors(self) -> None:
         cases = [
+            (["--ping-rate", "-1"], "--ping-rate must be >= 0: -1.0"),
+            (
+                ["--ping-rate", "often"],
+                "--ping-rate must be a number: 'often'",
+            ),
+            (["--ping-burst", "1.5"], "--ping-burst must be a whole number: '1.5'"),
+            (["--ping-burst", "0"], "--ping-burst must be >= 1: 0"),
             (
                 ["--min-ping-interval", "-1"],
                 "--min-ping-interval must be >= 0: -1.0",
-            ),
-            (
-                ["--min-ping-interval", "often"],
-                "--min-ping-interval must be a number of seconds: 'often'",
-            ),
-            (
-                ["--max-ping-strikes", "1.5"],
-                "--max-ping-strikes must be a whole number: '1.5'",
             ),
             (["--max-ping-strikes", "-3"], "--max-ping-strikes must be >= 0: -3"),
             (
@@ -90,7 +105,7 @@ class PingOptionsTests(SynchronousTestCase):
     def test_healthCheckFile(self) -> None:
         path = tempPath(self, "ready")
         protocol, transport = self.serve(
-            "--health-check-file", path, "--min-ping-interval", "0"
+            "--health-check-file", path, "--ping-rate", "0"
         )
         protocol.dataReceived(b"ping 1\n")
         open(path, "w").close()

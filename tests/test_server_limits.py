@@ -18,7 +18,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from heartbeat_twisted import HeartbeatConfig
 from heartbeat_twisted.ping import PingServerConfig
-from heartbeat_twisted.ping._health import PingResponder
 from heartbeat_twisted.server._framing import LineFraming
 from heartbeat_twisted.server._limits import (
     ConnectionGate,
@@ -230,9 +229,7 @@ class Harness:
         self.factory = ServerFactory(
             heartbeatConfig=HeartbeatConfig(idle=5, checkInterval=1),
             clock=self.clock,
-            pingResponder=PingResponder(
-                PingServerConfig(minPingInterval=0), clock=self.clock
-            ),
+            pingServerConfig=PingServerConfig(pingRate=0),
             **kwargs,
         )
 

@@ -309,7 +309,7 @@ class WorkersSystemTests(TestCase):
     A real C{twistd heartbeat --workers 2}.
     """
 
-    timeout = 90
+    timeout = 180
 
     def setUp(self) -> None:
         requireSystem(self, root=False)
@@ -337,25 +337,25 @@ class WorkersSystemTests(TestCase):
         )
         pids = {}
         for number in (1, 2):
-            match = yield server.waitFor(rf"worker {number} started \(pid (\d+)\)")
+            match = yield server.waitFor(rf"worker {number} started \(pid (\d+)\)", 60)
             pids[number] = int(match.group(1))
         for number in (1, 2):
-            yield server.waitFor(rf"\[worker {number} .*starting on {port}", 30)
+            yield server.waitFor(rf"\[worker {number} .*starting on {port}", 60)
         peers = []
         for _ in range(40):
             peer = yield connectPeer(port)
             peers.append(peer)
             peer.send(b"ping\n")
         for peer in peers:
-            yield peer.expect(b"pong\n")
+            yield peer.expect(b"pong\n", 30)
             peer.transport.loseConnection()
         for number in (1, 2):
-            yield server.waitFor(rf"\[worker {number} .*Client: Connect 1\b")
+            yield server.waitFor(rf"\[worker {number} .*Client: Connect 1\b", 30)
         connected = server.containing("Client: Connect")
         self.assertEqual(len(connected), 40)
 
         os.kill(pids[1], 9)
-        yield server.waitFor(r"worker 1 killed by signal 9 after .* restarting in")
+        yield server.waitFor(r"worker 1 killed by signal 9 after .* restarting in", 30)
         yield server.waitUntil(
             lambda: len(server.containing("worker 1 started")) == 2,
             30,

@@ -374,6 +374,21 @@ class EagerTests(SynchronousTestCase):
         kernel.turn()
         self.assertIsInstance(kernel.protocol.lost.value, error.ConnectionLost)
 
+    def test_noBuffersIsNotAnError(self) -> None:
+        """
+        C{ENOBUFS}, which Twisted's own send takes as nothing sent, leaves
+        the connection reading.
+        """
+        kernel = self.eager()
+        kernel.socket.error = OSError(errno.ENOBUFS, "no buffer space")
+        kernel.connection.write(b"data")
+        self.assertTrue(kernel.reading())
+        self.assertTrue(kernel.writing())
+        kernel.socket.error = None
+        kernel.turn()
+        self.assertEqual(kernel.socket.sent, b"data")
+        self.assertIsNone(kernel.protocol.lost)
+
     def test_startTLSTakesTwistedsPath(self) -> None:
         kernel = self.eager()
         kernel.connection.TLS = True  # what startTLS sets

@@ -14,6 +14,7 @@ release; tests/test_writepath*.py pin what this module relies on.
 from __future__ import annotations
 
 from collections.abc import Callable
+from errno import ENOBUFS
 from typing import Any
 
 from twisted.internet import tcp
@@ -242,7 +243,9 @@ class WritePath:
             sent: int = self._socket.send(data)
         except (BlockingIOError, InterruptedError):
             return 0
-        except OSError:
+        except OSError as e:
+            if e.errno == ENOBUFS:  # as Twisted: nothing sent, try again later
+                return 0
             # Leave the error to Twisted: the rest is buffered, and its next
             # send meets it.  Stop reading first, so that the read side
             # (whose error this send just consumed) does not report a clean

@@ -1,27 +1,37 @@
 """
-A ready pinging client that reconnects with backoff through
-L{ClientService}.
+A ready pinging client that reconnects through L{ClientService}: a
+connection counts as good once its first ping is answered
+(C{prepareConnection}), failures back off (C{backoffPolicy}, jittered),
+and a connection told to go is replaced within a second.
 """
 
 from __future__ import annotations
 
 import random as _random
 from collections.abc import Callable
+from typing import Any
 
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import (
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from .._closing import peerText
-from .._config import _positive
+from ._config import PingConfig
+from ._legacy import Pinger, warnOnce
 from ._lines import isToken, oneLine, words
-from ._pinging import Pinger, PingingMixin
+from ._pinging import PingingMixin
 
 __all__ = [
-    "PingBackoff",
     "PingClientFactory",
     "PingClientProtocol",
     "PingEvents",
@@ -62,26 +72,63 @@ class PingEvents:
         The peer sent an C{error} line other than C{unhealthy}.
         """
 
+    def goAway(self, protocol: PingClientProtocol, reason: str, grace: float) -> None:
+        """
+        The peer told this connection to go (C{reason}) within C{grace}
+        seconds: it is closed now, and replaced within a second.
+        """
+
     def disconnected(self, protocol: PingClientProtocol, reason: Failure) -> None:
         """
         The connection is gone.
+        """
+
+    def retrying(self, delay: float, reason: Failure | None) -> None:
+        """
+        L{pingClientService} connects again in C{delay} seconds; C{reason}
+        is why the last attempt failed to connect (L{None} if it connected).
         """
 
 
 class PingClientProtocol(PingingMixin, LineReceiver):
     """
     A ready pinging client: pings as L{PingingMixin} does, answers the
-    peer's own pings (C{ping [TOKEN]} with C{pong [TOKEN]}), and reports
-    every event to its factory's C{events}.
+    peer's own pings (C{ping [TOKEN]} with C{pong [TOKEN]}), leaves when
+    told to go, and reports every event to its factory's C{events}.
     """
 
     delimiter = b"\n"
     _log = Logger()
+    _answered: Deferred[None] | None = None
+    _lost = False
 
     def _events(self) -> PingEvents:
         factory = getattr(self, "factory", None)
         events = getattr(factory, "events", None)
         return events if isinstance(events, PingEvents) else PingEvents()
+
+    def whenAnswered(self) -> Deferred[None]:
+        """
+        A L{Deferred} that fires when the first ping of this connection is
+        answered, or fails with the reason the connection was lost before
+        (cancelling it aborts the connection).  L{pingClientService} gives
+        it to L{ClientService} as C{prepareConnection}.
+        """
+
+        def cancel(d: Deferred[None]) -> None:
+            self._answered = None
+            transport: Any = self.transport
+            if transport is not None:
+                transport.abortConnection()
+
+        answered: Deferred[None] = Deferred(cancel)
+        if self.pingStats.count:
+            answered.callback(None)
+        elif self._lost:
+            answered.errback(ConnectionError("lost before an answer"))
+        else:
+            self._answered = answered
+        return answered
 
     def connectionMade(self) -> None:
         """
@@ -107,9 +154,12 @@ class PingClientProtocol(PingingMixin, LineReceiver):
 
     def pingRoundTrip(self, rtt: float) -> None:
         """
-        Report the round trip.
+        Report the round trip; the first one proves the connection.
         """
         self._events().roundTrip(self, rtt)
+        answered, self._answered = self._answered, None
+        if answered is not None:
+            answered.callback(None)
 
     def pingUnhealthy(self, report: str) -> None:
         """
@@ -125,104 +175,194 @@ class PingClientProtocol(PingingMixin, LineReceiver):
         self._events().dead(self, waited)
         super().pingPeerDead(waited)
 
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
+    def pingGoAwayReceived(self, reason: str, grace: float) -> None:
         """
-        Report the loss; tell the factory whether the connection ever
-        carried an answered ping (it resets the reconnect backoff).
+        Report, have the next connection made within a second, then close
+        this one.
         """
         factory = getattr(self, "factory", None)
         if isinstance(factory, PingClientFactory):
-            factory.connectionEnded(self, reason)
-        else:
-            self._events().disconnected(self, reason)
+            factory.toldToGo = True
+        self._events().goAway(self, reason, grace)
+        super().pingGoAwayReceived(reason, grace)
 
-
-class PingBackoff:
-    """
-    A reconnect policy for L{ClientService}: Twisted's L{backoffPolicy},
-    except that a connection counts as a success only once a ping on it was
-    answered.
-
-    L{ClientService} restarts its count of failed attempts whenever a TCP
-    connection is made, so a peer whose kernel accepts connections while
-    its process hangs would be reconnected to at the first, shortest delay
-    forever.  This policy adds the number of connections in a row that
-    ended without an answered ping, so the delay keeps growing.
-
-    @ivar unproven: Connections in a row that ended with no answered ping.
-    """
-
-    def __init__(
-        self,
-        initialDelay: float = 1.0,
-        maxDelay: float = 60.0,
-        factor: float = 1.5,
-        jitter: Callable[[], float] = _random.random,
-    ) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
-        The parameters of L{backoffPolicy}: the delay for attempt C{n} is
-        C{min(initialDelay * factor ** n, maxDelay) + jitter()}.
+        Report the loss.
         """
-        initial = _positive("initialDelay", initialDelay)
-        top = _positive("maxDelay", maxDelay)
-        if top < initial:
-            raise ValueError(
-                f"'maxDelay' must be >= initialDelay ({initialDelay!r}): {maxDelay!r}"
-            )
-        grow = _positive("factor", factor)
-        if grow < 1:
-            raise ValueError(f"'factor' must be >= 1: {factor!r}")
-        self._policy = backoffPolicy(initial, top, grow, jitter)
-        self.unproven = 0
-
-    def __call__(self, attempt: int) -> float:
-        """
-        Seconds to wait before reconnection attempt C{attempt} (as counted
-        by L{ClientService}).
-        """
-        return self._policy(attempt + self.unproven)
-
-    def connectionEnded(self, proven: bool) -> None:
-        """
-        A connection ended; C{proven} says whether a ping on it was answered.
-        """
-        self.unproven = 0 if proven else self.unproven + 1
+        self._lost = True
+        answered, self._answered = self._answered, None
+        self._events().disconnected(self, reason)
+        if answered is not None:
+            answered.errback(reason)
 
 
 class PingClientFactory(Factory):
     """
-    Builds L{PingClientProtocol}s sharing one L{Pinger}, reporting to one
-    L{PingEvents}, with one L{PingBackoff} for L{pingClientService}.
+    Builds L{PingClientProtocol}s pinging with one L{PingConfig} and one
+    clock, reporting to one L{PingEvents}; L{pingClientService} keeps one of
+    them connected.
 
-    @ivar pinger: The shared settings and counters.
+    @ivar pingConfig: The settings.
     @ivar events: Where events are reported.
-    @ivar backoff: The reconnect policy.
+    @ivar retryPolicy: Seconds to wait before reconnection attempt C{n}
+        (L{ClientService}'s C{retryPolicy}).
+    @ivar goAwayDelay: After C{goaway}, the next connection is made within
+        this many seconds (at random, so a fleet told to go together does
+        not come back together).
+    @ivar heartbeatClock: The clock (the global reactor if L{None}).
+    @ivar pingRandom: The source of jitter, returning floats in C{[0, 1)}.
+    @ivar lastProtocol: The protocol built last, or L{None}.
+    @ivar toldToGo: Whether the current connection was told to go.
     """
 
     protocol = PingClientProtocol
     noisy = False
+    lastProtocol: PingClientProtocol | None = None
+    toldToGo = False
 
     def __init__(
         self,
-        pinger: Pinger,
+        config: PingConfig,
         events: PingEvents | None = None,
-        backoff: PingBackoff | None = None,
+        retryPolicy: Callable[[int], float] | None = None,
+        *,
+        clock: IReactorTime | None = None,
+        random: Callable[[], float] = _random.random,
+        goAwayDelay: float = 1.0,
     ) -> None:
         """
-        @param pinger: The settings (interval, timeout, jitter, clock).
+        @param config: The ping settings.
         @param events: Receives the events; a do-nothing one if L{None}.
-        @param backoff: The reconnect policy; L{PingBackoff}C{()} if L{None}.
+        @param retryPolicy: L{backoffPolicy}C{()} if L{None}.
+        @param clock: The global reactor if L{None}.
+        @param random: The source of jitter.
+        @param goAwayDelay: See L{goAwayDelay}; C{> 0}.
         """
-        self.pinger = pinger
+        if isinstance(config, Pinger):
+            warnOnce(
+                config,
+                "PingClientFactory(Pinger(...)) is deprecated since "
+                "heartbeat_twisted 0.2.0: give PingClientFactory(PingConfig(...), "
+                "events, clock=..., random=...)",
+            )
+            clock, random, config = config.clock, config.random, config.config
+        if not isinstance(config, PingConfig):
+            raise TypeError(f"config must be a PingConfig: {config!r}")
+        if not goAwayDelay > 0:
+            raise ValueError(f"'goAwayDelay' must be > 0: {goAwayDelay!r}")
+        self.pingConfig = config
         self.events = events if events is not None else PingEvents()
-        self.backoff = backoff if backoff is not None else PingBackoff()
+        self.retryPolicy = retryPolicy if retryPolicy is not None else backoffPolicy()
+        self.heartbeatClock = clock
+        self.pingRandom = random
+        self.goAwayDelay = goAwayDelay
 
-    def connectionEnded(self, protocol: PingClientProtocol, reason: Failure) -> None:
+    @property
+    def backoff(self) -> Callable[[int], float]:
         """
-        A connection of this factory is gone: update the backoff, report.
+        Deprecated name of L{retryPolicy}.
         """
-        self.backoff.connectionEnded(protocol.pingStats.count > 0)
-        self.events.disconnected(protocol, reason)
+        return self.retryPolicy
+
+    def buildProtocol(self, addr: Any) -> PingClientProtocol:
+        """
+        Build a protocol and remember it as L{lastProtocol}.
+        """
+        protocol = super().buildProtocol(addr)
+        assert isinstance(protocol, PingClientProtocol)
+        self.lastProtocol = protocol
+        return protocol
+
+    def nextDelay(self, attempt: int) -> float:
+        """
+        Seconds before reconnection attempt C{attempt}: within
+        L{goAwayDelay} after a C{goaway}, else L{retryPolicy}'s.
+        """
+        if self.toldToGo:
+            self.toldToGo = False
+            return float(self.goAwayDelay * self.pingRandom())
+        return float(self.retryPolicy(attempt))
+
+
+@implementer(IProtocol)
+class _Gate:
+    """
+    Stands between L{ClientService}'s protocol proxy and the transport, so
+    that a connection lost before its first answer fails the preparation
+    without also telling the service of a disconnection it cannot take in
+    that state.
+    """
+
+    def __init__(self, proxy: Any, protocol: PingClientProtocol) -> None:
+        self.proxy = proxy
+        self.protocol = protocol
+
+    def makeConnection(self, transport: Any) -> None:
+        self.proxy.makeConnection(transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.protocol.dataReceived(data)  # type: ignore[no-untyped-call]
+
+    def connectionMade(self) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.protocol.pingStats.count:
+            self.proxy.connectionLost(reason)
+        else:
+            self.protocol.connectionLost(reason)
+
+
+@implementer(IProtocolFactory)
+class _GateFactory(Factory):
+    def __init__(self, serviceFactory: Any, factory: PingClientFactory) -> None:
+        self.serviceFactory = serviceFactory
+        self.factory = factory
+
+    def buildProtocol(self, addr: Any) -> Any:
+        proxy = self.serviceFactory.buildProtocol(addr)
+        protocol = self.factory.lastProtocol
+        if proxy is None or protocol is None:
+            return None
+        return _Gate(proxy, protocol)
+
+
+@implementer(IStreamClientEndpoint)
+class _Connector:
+    """
+    The endpoint L{pingClientService} gives L{ClientService}: connects
+    through a L{_Gate}, remembers why an attempt failed, and reports each
+    wait before the next attempt.
+    """
+
+    def __init__(self, endpoint: IStreamClientEndpoint, factory: PingClientFactory):
+        self.endpoint = endpoint
+        self.factory = factory
+        self.failure: Failure | None = None
+
+    def connect(self, serviceFactory: Any) -> Deferred[Any]:
+        self.failure = None
+
+        def failed(failure: Failure) -> Failure:
+            self.failure = failure
+            return failure
+
+        connecting: Deferred[Any] = self.endpoint.connect(
+            _GateFactory(serviceFactory, self.factory)
+        )
+        return connecting.addCallbacks(lambda gate: gate.proxy, failed)
+
+    def retryPolicy(self, attempt: int) -> float:
+        delay = self.factory.nextDelay(attempt)
+        failure, self.failure = self.failure, None
+        self.factory.events.retrying(delay, failure)
+        return delay
+
+
+def _whenAnswered(protocol: Any) -> Deferred[None]:
+    answered: Deferred[None] = protocol.whenAnswered()
+    return answered
 
 
 def pingClientService(
@@ -231,10 +371,22 @@ def pingClientService(
     clock: IReactorTime | None = None,
 ) -> ClientService:
     """
-    A L{ClientService} that keeps one pinging connection to C{endpoint},
-    reconnecting with C{factory.backoff} whenever it is lost (a dead peer
-    included).
+    A L{ClientService} that keeps one pinging connection to C{endpoint}.
 
-    @param clock: The service's clock; the global reactor if L{None}.
+    A connection counts as made once its first ping is answered (the
+    service's C{prepareConnection}); until then, and after every failed
+    attempt, the wait grows by C{factory.retryPolicy}.  A connection told
+    to go is replaced within C{factory.goAwayDelay} seconds.  Each wait is
+    reported to C{factory.events.retrying}.
+
+    @param clock: The service's clock; C{factory.heartbeatClock} if
+        L{None}.
     """
-    return ClientService(endpoint, factory, retryPolicy=factory.backoff, clock=clock)
+    connector = _Connector(endpoint, factory)
+    return ClientService(
+        connector,
+        factory,
+        retryPolicy=connector.retryPolicy,
+        clock=clock if clock is not None else factory.heartbeatClock,
+        prepareConnection=_whenAnswered,
+    )

@@ -4,14 +4,19 @@ Frozen, validated settings of the application heartbeat.
 
 from __future__ import annotations
 
+import re
+import warnings
+from collections.abc import Callable, Iterable
+
 import attrs
 
 from .._config import _number, _positive, _whole
 
-__all__ = ["PingConfig", "PingServerConfig"]
+__all__ = ["HealthCheck", "PingConfig", "PingServerConfig"]
 
 
 _WATCHED = ("sent", "received", "any")
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 @attrs.frozen(init=False)
@@ -62,55 +67,155 @@ class PingConfig:
 
 
 @attrs.frozen(init=False)
+class HealthCheck:
+    """
+    One dependency the server checks before it answers C{pong}.
+
+    The check is called with no arguments.  It passes when it returns (or
+    its L{Deferred} or coroutine ends with) anything but C{False}; it fails
+    when it raises, fails, returns C{False}, or takes longer than
+    C{timeout} seconds (its L{Deferred} is then cancelled).  A check that
+    answers synchronously costs no L{Deferred}.
+
+    @ivar name: Names the check in the reply line: 1-64 of
+        C{A-Z a-z 0-9 . _ -}.
+    @ivar check: The callable.
+    @ivar timeout: Seconds the check may take; C{> 0}.
+    """
+
+    name: str
+    check: Callable[[], object]
+    timeout: float
+
+    def __init__(
+        self, name: str, check: Callable[[], object], timeout: float = 5.0
+    ) -> None:
+        if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+            raise ValueError(
+                f"'name' must be 1-64 of A-Z a-z 0-9 . _ - (it is put on the "
+                f"reply line): {name!r}"
+            )
+        if not callable(check):
+            raise ValueError(f"'check' must be callable: {check!r}")
+        self.__attrs_init__(name, check, _positive("timeout", timeout))
+
+
+def _healthChecks(checks: Iterable[HealthCheck]) -> tuple[HealthCheck, ...]:
+    result = tuple(checks)
+    for check in result:
+        if not isinstance(check, HealthCheck):
+            raise ValueError(f"'healthChecks' must hold HealthChecks: {check!r}")
+    names = [c.name for c in result]
+    if len(set(names)) != len(names):
+        raise ValueError(f"'healthChecks' names must be unique: {names!r}")
+    return result
+
+
+def _oldFlood(
+    minPingInterval: float | None, maxPingStrikes: int | None
+) -> tuple[float | None, int | None]:
+    """
+    The C{pingRate} and C{pingBurst} the deprecated C{minPingInterval} and
+    C{maxPingStrikes} stand for (L{None} where not given), with a warning.
+    """
+    rate: float | None = None
+    burst: int | None = None
+    if minPingInterval is not None:
+        interval = _number("minPingInterval", minPingInterval)
+        if interval < 0:
+            raise ValueError(f"'minPingInterval' must be >= 0: {minPingInterval!r}")
+        rate = 0.0 if interval == 0 else 1.0 / interval
+    if maxPingStrikes is not None:
+        burst = _whole("maxPingStrikes", maxPingStrikes, 0, None) + 1
+    warnings.warn(
+        "PingServerConfig(minPingInterval=..., maxPingStrikes=...) is deprecated "
+        "since heartbeat_twisted 0.2.0: use pingRate=1/minPingInterval and "
+        "pingBurst=maxPingStrikes + 1",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return rate, burst
+
+
+@attrs.frozen(init=False)
 class PingServerConfig:
     """
-    Limits of the answering side of the application heartbeat, which keep a
-    misbehaving client from hurting the server or its other clients.
+    The answering side of the application heartbeat: the health checks run
+    before each C{pong}, and the limits that keep a misbehaving client from
+    hurting the server or its other clients.
 
-    Ping floods are refused as gRPC refuses them
-    (C{GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS},
-    C{GRPC_ARG_HTTP2_MAX_PING_STRIKES}): a ping that arrives less than
-    C{minPingInterval} seconds after the previous one is a strike, a ping on
-    time clears the strikes, and the ping that brings the strikes above
-    C{maxPingStrikes} gets C{error too_many_pings} and the connection is
-    closed.
+    Ping floods are judged by a token bucket per connection: it holds up
+    to C{pingBurst} pings and refills at C{pingRate} pings a second, by
+    the time that really passed; a ping that finds it empty gets
+    C{error too_many_pings} and the connection is closed.  Pings that
+    arrive together right after the server itself stalled (a reactor turn
+    late by more than a second: a blocking call, a GC or VM pause) were
+    sent during the stall, so the time of the stall refills the bucket
+    beyond C{pingBurst}: a client pinging at or below C{pingRate} is never
+    closed by a server stall, while a flood still is.
 
-    @ivar minPingInterval: Seconds a client must leave between pings;
-        C{>= 0} (C{0} turns the flood limit off).
-    @ivar maxPingStrikes: Early pings tolerated in a row; C{>= 0}.
+    @ivar pingRate: Pings a second a client may send, sustained; C{>= 0}
+        (C{0} turns the flood limit off).
+    @ivar pingBurst: Pings a client may send at once; C{>= 1}.
     @ivar maxLineLength: The longest line accepted, in bytes without the
         line end, 16..1048576; a longer one gets C{error line_too_long} and
         the connection is closed.
     @ivar maxBadLines: Malformed or unknown lines tolerated (each answered
         with an error line); the next one closes the connection; C{>= 0}.
-    @ivar closeGrace: Seconds a connection closed for misbehaving may take to
-        flush its last error line before it is aborted; C{>= 0}.
+    @ivar closeGrace: Seconds a connection closed for misbehaving (or told
+        to go) may take to flush its last line before it is aborted;
+        C{>= 0}.
+    @ivar healthChecks: The L{HealthCheck}s run before each C{pong}; their
+        names are unique.  Runs are shared by the connections of one
+        factory: pings arriving while a run is in progress wait for it.
+    @ivar healthCheckMaxAge: Seconds a finished run of the checks is
+        reused; C{>= 0}.
     """
 
-    minPingInterval: float
-    maxPingStrikes: int
+    pingRate: float
+    pingBurst: int
     maxLineLength: int
     maxBadLines: int
     closeGrace: float
+    healthChecks: tuple[HealthCheck, ...]
+    healthCheckMaxAge: float
 
     def __init__(
         self,
-        minPingInterval: float = 0.5,
-        maxPingStrikes: int = 2,
+        pingRate: float = 2.0,
+        pingBurst: int = 3,
         maxLineLength: int = 1024,
         maxBadLines: int = 3,
         closeGrace: float = 5.0,
+        healthChecks: Iterable[HealthCheck] = (),
+        healthCheckMaxAge: float = 0.0,
+        *,
+        minPingInterval: float | None = None,
+        maxPingStrikes: int | None = None,
     ) -> None:
-        interval = _number("minPingInterval", minPingInterval)
-        if interval < 0:
-            raise ValueError(f"'minPingInterval' must be >= 0: {minPingInterval!r}")
+        """
+        @param minPingInterval: Deprecated: C{pingRate=1/minPingInterval}.
+        @param maxPingStrikes: Deprecated: C{pingBurst=maxPingStrikes + 1}.
+        """
+        if minPingInterval is not None or maxPingStrikes is not None:
+            oldRate, oldBurst = _oldFlood(minPingInterval, maxPingStrikes)
+            pingRate = pingRate if oldRate is None else oldRate
+            pingBurst = pingBurst if oldBurst is None else oldBurst
+        rate = _number("pingRate", pingRate)
+        if rate < 0:
+            raise ValueError(f"'pingRate' must be >= 0: {pingRate!r}")
         grace = _number("closeGrace", closeGrace)
         if grace < 0:
             raise ValueError(f"'closeGrace' must be >= 0: {closeGrace!r}")
+        age = _number("healthCheckMaxAge", healthCheckMaxAge)
+        if age < 0:
+            raise ValueError(f"'healthCheckMaxAge' must be >= 0: {healthCheckMaxAge!r}")
         self.__attrs_init__(
-            interval,
-            _whole("maxPingStrikes", maxPingStrikes, 0, None),
+            rate,
+            _whole("pingBurst", pingBurst, 1, None),
             _whole("maxLineLength", maxLineLength, 16, 1048576),
             _whole("maxBadLines", maxBadLines, 0, None),
             grace,
+            _healthChecks(healthChecks),
+            age,
         )

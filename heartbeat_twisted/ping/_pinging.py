@@ -7,21 +7,23 @@ answering.
 from __future__ import annotations
 
 import enum
-import random as _random
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from .._closing import peerText
-from .._hooks import Method, callsFirst, fromFactory, hookMethod
-from .._time import resolveClock
+from .._hooks import Method, callsFirst, hookMethod
 from .._writepath import observeWrites
 from ._config import PingConfig
+from ._counters import RoundTripStats
+from ._finding import findPingConfig
+from ._framing import PingFramed, isAMP, messageMethod
 from ._lines import isCommand, oneLine, words
+from ._shared import PingShared
 
-__all__ = ["PingState", "Pinger", "PingingMixin", "RoundTripStats"]
+__all__ = ["PingState", "PingingMixin"]
 
 
 class PingState(enum.Enum):
@@ -44,88 +46,6 @@ class PingState(enum.Enum):
     CLOSED = "closed"
 
 
-class RoundTripStats:
-    """
-    Round-trip times of answered pings, in seconds.
-
-    @ivar count: Samples so far.
-    @ivar last: The latest sample, or L{None}.
-    @ivar min: The smallest sample, or L{None}.
-    @ivar smoothed: The smoothed round trip (RFC 6298's SRTT, gain 1/8),
-        or L{None}.
-    """
-
-    GAIN = 0.125
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.last: float | None = None
-        self.min: float | None = None
-        self.smoothed: float | None = None
-
-    def add(self, rtt: float) -> None:
-        """
-        Record one round trip of C{rtt} seconds.
-        """
-        self.count += 1
-        self.last = rtt
-        self.min = rtt if self.min is None else min(self.min, rtt)
-        if self.smoothed is None:
-            self.smoothed = rtt
-        else:
-            self.smoothed += self.GAIN * (rtt - self.smoothed)
-
-    def __repr__(self) -> str:
-        return (
-            f"<RoundTripStats count={self.count} last={self.last} "
-            f"min={self.min} smoothed={self.smoothed}>"
-        )
-
-
-class Pinger:
-    """
-    What the pinging connections of one factory share: the settings, the
-    clock, the randomness for jitter, and the counters.
-
-    @ivar config: Interval, timeout, jitter and what counts as quiet.
-    @ivar clock: Time source and scheduler.
-    @ivar random: Returns a float in C{[0, 1)}; tests pass C{lambda: 0}.
-    @ivar sent: Pings sent.
-    @ivar answered: Pings answered (C{pong} or C{error unhealthy}).
-    @ivar unhealthy: Answers that reported failing health checks.
-    @ivar dead: Peers declared dead.
-    @ivar stats: Round trips of all connections together.
-    """
-
-    def __init__(
-        self,
-        config: PingConfig,
-        clock: IReactorTime | None = None,
-        random: Callable[[], float] = _random.random,
-    ) -> None:
-        """
-        @param config: The settings.
-        @param clock: The global reactor if L{None}.
-        @param random: The source of jitter.
-        """
-        self.config = config
-        self.clock = resolveClock(clock)
-        self.random = random
-        self.sent = 0
-        self.answered = 0
-        self.unhealthy = 0
-        self.dead = 0
-        self.stats = RoundTripStats()
-
-    def nextDelay(self) -> float:
-        """
-        Seconds of quiet to wait before the next ping:
-        C{interval * (1 - jitter * random())}.
-        """
-        config = self.config
-        return config.interval * (1.0 - config.jitter * self.random())
-
-
 _PINGING_MARK = "_pingingHooked"
 
 
@@ -138,22 +58,50 @@ def _hookPingingDataReceived(original: Method) -> Method:
     return dataReceived
 
 
-def _hookPingingLine(original: Method) -> Method:
-    def lineReceived(self: PingingMixin, line: bytes) -> Any:
+def _hookPingingMessage(original: Method) -> Method:
+    def messageReceived(self: PingingMixin, line: bytes) -> Any:
         if isCommand(line, b"pong"):
-            return self._pingingAnswer(line[len(b"pong") :], None)
+            parts = words(line)
+            return self.pongReceived(parts[1] if len(parts) > 1 else None)
         if isCommand(line, b"error unhealthy"):
             head, _, report = line.rstrip(b"\r").partition(b" :")
-            return self._pingingAnswer(head[len(b"error unhealthy") :], report)
+            parts = head.split()
+            return self.pongReceived(
+                parts[2] if len(parts) > 2 else None,
+                oneLine(report.decode("ascii", "replace")),
+            )
+        if isCommand(line, b"goaway"):
+            head, _, reason = line.rstrip(b"\r").partition(b" :")
+            parts = head.split()
+            try:
+                grace = float(parts[1]) if len(parts) > 1 else 0.0
+            except ValueError:
+                grace = 0.0
+            return self.pingGoAwayReceived(
+                oneLine(reason.decode("ascii", "replace")), grace
+            )
         return original(self, line)
 
-    return lineReceived
+    return messageReceived
 
 
-class PingingMixin:
+def _hookPingingCommands(original: Method) -> Method:
+    def locateResponder(self: PingingMixin, name: bytes) -> Any:
+        if name == b"GoAway":
+            framing: Any = self.pingFraming()
+            return framing.respondToGoAway
+        return original(self, name)
+
+    return locateResponder
+
+
+class PingingMixin(PingFramed):
     """
-    Protocol mixin for a L{LineReceiver}: keep the connection tested with
-    C{ping} lines, and drop it when the peer stops answering.
+    Protocol mixin: keep the connection tested with pings, and drop it
+    when the peer stops answering.  Mix it into a L{LineReceiver}, a
+    string receiver or an L{AMP} protocol (see L{PingAnswerMixin}); another
+    framing overrides L{pingFraming} and calls L{pongReceived} and
+    L{pingGoAwayReceived}.
 
     When the connection has been quiet (see L{PingConfig.watch}) for
     C{interval} seconds (less a random jitter), it sends C{ping N}; the
@@ -161,11 +109,15 @@ class PingingMixin:
     must come within C{timeout} seconds.  Then the round trip is recorded
     in L{pingStats} and L{pingRoundTrip} is called; otherwise
     L{pingPeerDead} is, which logs and aborts the connection.  Answer lines
-    are taken before the class's own C{lineReceived} sees them.
+    are taken before the class's own C{lineReceived} sees them.  Told to
+    go (C{goaway}), it calls L{pingGoAwayReceived}.
 
-    Its factory needs a C{pinger} attribute (a L{Pinger}).  The same mixin
-    serves a client keeping a path through a proxy open (C{watch="sent"})
-    and a server probing clients that went quiet (C{watch="received"}).
+    Its settings are a L{PingConfig}, found as the factory's C{pingConfig}
+    or as the protocol's own (class) attribute; the clock is the factory's
+    C{heartbeatClock} (else the reactor), the counters are
+    C{factory.pingCounters}.  The same mixin serves a client keeping a
+    path through a proxy open (C{watch="sent"}) and a server probing
+    clients that went quiet (C{watch="received"}).
 
     @ivar pingState: The L{PingState}.
     @ivar pingStats: This connection's round trips.
@@ -175,7 +127,8 @@ class PingingMixin:
 
     _pingingLog = Logger()
     _pingingState = PingState.IDLE
-    _pingingPinger: Pinger | None = None
+    _pingingConfig: PingConfig
+    _pingingShared: PingShared
     _pingingSeconds: Callable[[], float]
     _pingingSent = 0.0
     _pingingReceived = 0.0
@@ -194,7 +147,10 @@ class PingingMixin:
             cls, "makeConnection", _PINGING_MARK, callsFirst("_pingingStart", True)
         )
         hookMethod(cls, "dataReceived", _PINGING_MARK, _hookPingingDataReceived)
-        hookMethod(cls, "lineReceived", _PINGING_MARK, _hookPingingLine)
+        if isAMP(cls):
+            hookMethod(cls, "locateResponder", _PINGING_MARK, _hookPingingCommands)
+        else:
+            hookMethod(cls, messageMethod(cls), _PINGING_MARK, _hookPingingMessage)
         hookMethod(cls, "connectionLost", _PINGING_MARK, callsFirst("_pingingLost"))
 
     @property
@@ -203,19 +159,6 @@ class PingingMixin:
         The current L{PingState}.
         """
         return self._pingingState
-
-    def pinger(self) -> Pinger:
-        """
-        The shared settings this connection pings with: by default the
-        factory's C{pinger}.  Override to find it elsewhere.
-        """
-        return fromFactory(
-            self,
-            "pinger",
-            Pinger,
-            "Set factory.pinger = "
-            "heartbeat_twisted.Pinger(PingConfig(interval=..., timeout=...)).",
-        )
 
     def pingRoundTrip(self, rtt: float) -> None:
         """
@@ -254,6 +197,50 @@ class PingingMixin:
         else:
             transport.loseConnection()
 
+    def pingGoAwayReceived(self, reason: str, grace: float) -> None:
+        """
+        The peer told this connection to go (it is shutting down, or the
+        connection is old): it will close the connection C{grace} seconds
+        from now.  The default logs, stops pinging and closes the
+        connection cleanly; override to reconnect elsewhere first.
+        """
+        self._pingingShared.counters.goAwaysReceived += 1
+        transport: Any = getattr(self, "transport", None)
+        self._pingingLog.info(
+            "{peer} tells us to go within {grace} s: {reason}",
+            peer=peerText(transport),
+            grace=grace,
+            reason=reason,
+        )
+        self.stopPinging()
+        if transport is not None:
+            transport.loseConnection()
+
+    def pongReceived(self, token: bytes | None, report: str | None = None) -> None:
+        """
+        The framing decoded an answer to a ping: C{pong} (with the ping's
+        C{token}, or none), or, with C{report}, C{error unhealthy}.  An
+        answer nobody waits for is ignored.
+        """
+        if self._pingingState is not PingState.AWAITING or (
+            token is not None and token != self._pingingToken
+        ):
+            self._pingingLog.debug(
+                "ignoring a stale or unasked-for answer {token!r}", token=token
+            )
+            return
+        shared = self._pingingShared
+        counters = shared.counters
+        rtt = self._pingingSeconds() - self._pingingSentAt
+        counters.answers += 1
+        self.pingStats.add(rtt)
+        counters.roundTrips.add(rtt)
+        self._pingingQuiet()
+        if report is not None:
+            counters.unhealthyAnswers += 1
+            self.pingUnhealthy(report)
+        self.pingRoundTrip(rtt)
+
     def stopPinging(self) -> None:
         """
         Send no more pings on this connection (a ping awaiting its answer is
@@ -277,12 +264,14 @@ class PingingMixin:
     def _pingingStart(self, transport: Any) -> None:
         if self._pingingState is not PingState.IDLE:
             return
-        pinger = self._pingingPinger = self.pinger()
+        config, shared = findPingConfig(self)
+        self._pingingConfig = config
+        self._pingingShared = shared
         self.pingStats = RoundTripStats()
-        seconds = self._pingingSeconds = pinger.clock.seconds
+        seconds = self._pingingSeconds = shared.clock.seconds
         now = seconds()
         self._pingingSent = self._pingingReceived = now
-        if pinger.config.watch != "received":
+        if config.watch != "received":
             self._pingingCountWrites(transport)
         self._pingingQuiet()
 
@@ -299,30 +288,27 @@ class PingingMixin:
             )
 
     def _pingingQuietSince(self) -> float:
-        watch = self._pinger().config.watch
+        watch = self._pingingConfig.watch
         if watch == "sent":
             return self._pingingSent
         if watch == "received":
             return self._pingingReceived
         return max(self._pingingSent, self._pingingReceived)
 
-    def _pinger(self) -> Pinger:
-        pinger = self._pingingPinger
-        assert pinger is not None
-        return pinger
-
     def _pingingQuiet(self) -> None:
         """
         Enter C{QUIET}: draw the next wait and arm the timer for it.
         """
         self._pingingState = PingState.QUIET
-        self._pingingDelay = self._pinger().nextDelay()
+        config = self._pingingConfig
+        random = self._pingingShared.random
+        self._pingingDelay = config.interval * (1.0 - config.jitter * random())
         due = self._pingingQuietSince() + self._pingingDelay
         self._pingingArm(due - self._pingingSeconds())
 
     def _pingingArm(self, delay: float) -> None:
         self._pingingCancel()
-        self._pingingCall = self._pinger().clock.callLater(
+        self._pingingCall = self._pingingShared.clock.callLater(
             max(0.0, delay), self._pingingFired
         )
 
@@ -346,45 +332,17 @@ class PingingMixin:
             self._pingingState = PingState.DEAD
             if self.pingCloseReason is None:
                 self.pingCloseReason = "dead peer"
-            pinger = self._pinger()
-            pinger.dead += 1
-            self.pingPeerDead(pinger.config.timeout)
+            self._pingingShared.counters.deadPeers += 1
+            self.pingPeerDead(self._pingingConfig.timeout)
 
     def _pingingSend(self, now: float) -> None:
-        pinger = self._pinger()
         self._pingingSequence += 1
         self._pingingToken = b"%d" % self._pingingSequence
         self._pingingSentAt = now
         self._pingingState = PingState.AWAITING
-        self._pingingArm(pinger.config.timeout)
-        pinger.sent += 1
-        sendLine: Callable[[bytes], object] = getattr(self, "sendLine")  # noqa: B009
-        sendLine(b"ping " + self._pingingToken)
-
-    def _pingingAnswer(self, line: bytes, report: bytes | None) -> None:
-        """
-        What follows C{pong} on a C{pong [TOKEN]} line, or the C{[TOKEN]}
-        of an C{error unhealthy [TOKEN] :REPORT} line with its C{report}.
-        """
-        parts = words(line)
-        token = parts[0] if parts else None
-        if self._pingingState is not PingState.AWAITING or (
-            token is not None and token != self._pingingToken
-        ):
-            self._pingingLog.debug(
-                "ignoring a stale or unasked-for answer {line!r}", line=line
-            )
-            return
-        pinger = self._pinger()
-        rtt = self._pingingSeconds() - self._pingingSentAt
-        pinger.answered += 1
-        self.pingStats.add(rtt)
-        pinger.stats.add(rtt)
-        self._pingingQuiet()
-        if report is not None:
-            pinger.unhealthy += 1
-            self.pingUnhealthy(oneLine(report.decode("ascii", "replace")))
-        self.pingRoundTrip(rtt)
+        self._pingingArm(self._pingingConfig.timeout)
+        self._pingingShared.counters.pingsSent += 1
+        self.pingFraming().sendPing(self._pingingToken)
 
     def _pingingLost(self) -> None:
         self._pingingStop(PingState.CLOSED)

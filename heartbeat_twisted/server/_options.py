@@ -4,6 +4,7 @@ C{twistd heartbeat}: options and service for the demo server.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from twisted.python import usage
@@ -105,22 +106,45 @@ def keepAliveFromOptions(options: usage.Options) -> KeepAliveConfig | None:
 def _pingServerConfig(options: Options) -> PingServerConfig:
     """
     The ping limits given by C{options}; bad values raise
-    L{usage.UsageError} naming the option.
+    L{usage.UsageError} naming the option.  The deprecated
+    C{--min-ping-interval} and C{--max-ping-strikes} print a deprecation
+    line and stand for C{--ping-rate 1/N} and C{--ping-burst N+1}.
     """
+    try:
+        rate = float(options["ping-rate"])
+    except ValueError:
+        raise usage.UsageError(
+            f"--ping-rate must be a number: {options['ping-rate']!r}"
+        ) from None
+    burst = _whole("ping-burst", options["ping-burst"])
     interval = _seconds("min-ping-interval", options["min-ping-interval"])
-    assert interval is not None
+    strikes = options["max-ping-strikes"]
+    if interval is not None or strikes is not None:
+        sys.stderr.write(
+            "twistd heartbeat: --min-ping-interval and --max-ping-strikes are "
+            "deprecated: use --ping-rate (1/interval) and --ping-burst "
+            "(strikes + 1)\n"
+        )
+    if interval is not None:
+        if interval < 0:
+            raise usage.UsageError(f"--min-ping-interval must be >= 0: {interval}")
+        rate = 0.0 if interval == 0 else 1.0 / interval
+    if strikes is not None:
+        burst = _whole("max-ping-strikes", strikes) + 1
+        if burst < 1:
+            raise usage.UsageError(f"--max-ping-strikes must be >= 0: {burst - 1}")
     try:
         return PingServerConfig(
-            minPingInterval=interval,
-            maxPingStrikes=_whole("max-ping-strikes", options["max-ping-strikes"]),
+            pingRate=rate,
+            pingBurst=burst,
             maxLineLength=_whole("max-line-length", options["max-line-length"]),
         )
     except ValueError as e:
         raise optionError(
             e,
             {
-                "minPingInterval": "min-ping-interval",
-                "maxPingStrikes": "max-ping-strikes",
+                "pingRate": "ping-rate",
+                "pingBurst": "ping-burst",
                 "maxLineLength": "max-line-length",
             },
         ) from None
@@ -177,16 +201,30 @@ class Options(OperationsOptionsMixin, usage.Options):
         ],
         # Application ping/pong (docs/pingpong.rst).
         [
+            "ping-rate",
+            None,
+            "2",
+            "Pings a second a client may send, sustained (default 2); 0 turns "
+            "the flood limit off.",
+        ],
+        [
+            "ping-burst",
+            None,
+            "3",
+            "Pings a client may send at once (default 3); the next gets "
+            "'error too_many_pings' and the connection is closed.",
+        ],
+        [
             "min-ping-interval",
             None,
-            "0.5",
-            "Seconds a client must leave between pings; 0 turns the flood limit off.",
+            None,
+            "Deprecated: use --ping-rate (1/SECONDS).",
         ],
         [
             "max-ping-strikes",
             None,
-            "2",
-            "Early pings tolerated in a row before 'error too_many_pings' and close.",
+            None,
+            "Deprecated: use --ping-burst (N + 1).",
         ],
         [
             "max-line-length",

@@ -24,7 +24,9 @@ from zope.interface import implementer
 from .._mixins import HeartbeatFactoryMixin, HeartbeatMixin
 from .._time import resolveClock
 from ..ping._answering import PingAnswerMixin
-from ..ping._health import HealthCheck, HealthCheckError, PingResponder
+from ..ping._config import HealthCheck, PingServerConfig
+from ..ping._counters import PingCounters
+from ..ping._health import HealthCheckError
 from ..ping._lines import isCommand
 from ._framing import LineFraming
 from ._limits import ConnectionGate, ConnectionLimits, addressKey
@@ -154,7 +156,7 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
         factory = self._serverFactory()
         transport: Any = self.transport
         self._clock = clock = factory.clock
-        self._responder = factory.pingResponder
+        self._responder = factory.pingCounters
         peer = transport.getPeer()
         self._key = key = addressKey(peer)
         refused = factory.gate.admit(key, clock.seconds())
@@ -286,7 +288,8 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
     @ivar live: Connections open now.
     @ivar closed: Closed connections by reason.
     @ivar gate: Admits connections under the limits; counts refusals.
-    @ivar pingResponder: Ping limits, health checks and counters.
+    @ivar pingServerConfig: Ping limits and health checks (the defaults if
+        L{None}); the counters are C{pingCounters} once a client connected.
     @ivar limits: The L{ConnectionLimits}.
     @ivar writeSettings: Eager sends and the bound on unsent output.
     @ivar activity: What resets the idle time: one of L{ACTIVITIES}.
@@ -296,13 +299,17 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
 
     protocol = ServerProtocol
     noisy = False
+    pingCounters: PingCounters
+    # The drain and the metrics still use the 0.1 responder: no warning.
+    pingResponderWarns = False
     writeSettings = WriteSettings()
     _log = Logger()
 
     def __init__(
         self,
         *args: Any,
-        pingResponder: PingResponder | None = None,
+        pingServerConfig: PingServerConfig | None = None,
+        pingResponder: Any = None,
         limits: ConnectionLimits | None = None,
         activity: str = "pings",
         logConfig: LogConfig | None = None,
@@ -314,9 +321,10 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
                 f"'activity' must be one of {', '.join(ACTIVITIES)}: {activity!r}"
             )
         self.clock: Any = resolveClock(self.heartbeatClock)
-        if pingResponder is None:
-            pingResponder = PingResponder(clock=self.clock)
-        self.pingResponder = pingResponder
+        self.pingServerConfig = pingServerConfig
+        if pingResponder is not None:
+            # Deprecated: the answering mixin warns when it finds it.
+            self.pingResponder = pingResponder
         self.limits = limits if limits is not None else ConnectionLimits()
         self.gate = ConnectionGate(self.limits)
         self.activity = activity
