@@ -6,6 +6,7 @@ then C{abortConnection} if it is still open after a grace.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from twisted.internet.interfaces import IReactorTime
@@ -80,9 +81,10 @@ def closeGracefully(
         return False
     call: Any = None
     if getattr(transport, "abortConnection", None) is not None:
-        # A module function and its arguments, not a closure: one object
-        # less per close when thousands close at once.
-        call = clock.callLater(grace, _abort, owner, transport, grace, reason)
+        # One partial, not a closure and its cells, per close when thousands
+        # close at once; a bare (delay, func) scheduler, such as
+        # TimeoutMixin.callLater, takes it too.
+        call = clock.callLater(grace, partial(_abort, owner, transport, grace, reason))
     setattr(owner, _CLOSING, call if call is not None else False)
     transport.loseConnection()
     return True
