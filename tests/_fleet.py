@@ -150,9 +150,8 @@ class HAProxy:
             if check:
                 lines += [
                     "    option tcp-check",
-                    "    tcp-check connect",
                     "    tcp-check send ping\\n",
-                    "    tcp-check expect string pong",
+                    "    tcp-check expect rstring ^pong",
                 ]
             lines += [
                 f"    server {name} 127.0.0.1:{port} {_PROXY[version]} {check}"

@@ -223,3 +223,29 @@ class SeveralEndpointsTests(TestCase):
         )
         self.assertIn("AF_UNIX", confirmed[2][2])
         self.assertEqual(service.metrics.values()["heartbeat_pongs_total"], 4)
+
+
+class HelpTextTests(SynchronousTestCase):
+    """
+    The help of the server's own and operations options says defaults one
+    way, C{[default: ...]} at the end, as usage.Options prints them.
+    """
+
+    def test_oneStyle(self) -> None:
+        from heartbeat_twisted.server import _options
+        from heartbeat_twisted.server._operations import OperationsOptionsMixin
+
+        # The limit and write-path options keep their own pages' wording.
+        elsewhere = [*_options.LIMIT_PARAMETERS, *_options.WRITE_PARAMETERS]
+        texts = [
+            text
+            for cls in (_options.Options, OperationsOptionsMixin)
+            for parameter in cls.__dict__["optParameters"]
+            if parameter not in elsewhere and isinstance(text := parameter[3], str)
+        ]
+        texts.append(OperationsOptionsMixin.opt_port.__doc__ or "")
+        self.assertGreater(len(texts), 15)
+        for text in texts:
+            self.assertNotIn("(default", text)
+            self.assertNotIn("Default:", text)
+            self.assertNotIn("; default", text)

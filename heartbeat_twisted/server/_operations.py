@@ -114,7 +114,7 @@ class OperationsOptionsMixin:
             None,
             "Serve Prometheus metrics at /metrics on this endpoint; a bare "
             "port number binds 127.0.0.1 only (worker N of --workers: the "
-            "number plus N). Default: no metrics.",
+            "number plus N). [default: no metrics]",
         ],
         [
             "drain-delay",
@@ -135,7 +135,7 @@ class OperationsOptionsMixin:
             None,
             None,
             "Tell a client to go after this many seconds connected (+-10% "
-            "jitter). Default: no limit.",
+            "jitter). [default: no limit]",
         ],
         [
             "max-connection-age-grace",
@@ -171,7 +171,7 @@ class OperationsOptionsMixin:
         Listen on this port number or server endpoint string (e.g.
         tcp:6666:interface=127.0.0.1, tcp6:6666, unix:/run/hb.sock,
         ssl:6667:certKey=cert.pem:privateKey=key.pem,
-        haproxy:tcp:6666); repeat to listen on several. Default: 6666.
+        haproxy:tcp:6666); repeat to listen on several. [default: 6666]
         """
         ports: list[str] = self.get("port") or []
         self["port"] = [*ports, value]

@@ -165,53 +165,58 @@ class Options(OperationsOptionsMixin, usage.Options):
     )
 
     optParameters = [
-        ["idle", "i", "5", "Close a connection after this many silent seconds."],
+        [
+            "idle",
+            "i",
+            "5",
+            "Seconds without receiving anything before a connection is closed.",
+        ],
         [
             "check-interval",
             "c",
             None,
-            "Seconds between idle sweeps (default: idle/5, at most 1).",
+            "Seconds between idle sweeps. [default: idle/5, at most 1]",
         ],
         [
             "keepidle",
             None,
             None,
-            "OS keepalive: seconds of silence before the first probe "
-            "(1..32767; default 4).",
+            "OS keepalive: seconds of silence before the first probe, "
+            "1..32767. [default: 4]",
         ],
         [
             "keepinterval",
             None,
             None,
-            "OS keepalive: seconds between unanswered probes (1..32767; default 1).",
+            "OS keepalive: seconds between unanswered probes, 1..32767. [default: 1]",
         ],
         [
             "keepcount",
             None,
             None,
-            "OS keepalive: unanswered probes before the connection is dropped "
-            "(1..127; default 5).",
+            "OS keepalive: unanswered probes before the connection is dropped, "
+            "1..127. [default: 5]",
         ],
         [
             "user-timeout",
             None,
             None,
-            "TCP_USER_TIMEOUT in milliseconds (Linux): drop the connection when "
-            "sent data or probes stay unacknowledged this long.",
+            "Milliseconds sent data or probes may stay unacknowledged before "
+            "the connection is dropped (TCP_USER_TIMEOUT, Linux). "
+            "[default: the kernel's]",
         ],
         # Application ping/pong (docs/pingpong.rst).
         [
             "ping-rate",
             None,
             "2",
-            "Pings a second a client may send, sustained (default 2); 0 turns "
-            "the flood limit off.",
+            "Pings a second a client may send, sustained; 0 turns the flood limit off.",
         ],
         [
             "ping-burst",
             None,
             "3",
-            "Pings a client may send at once (default 3); the next gets "
+            "Pings a client may send at once; the next gets "
             "'error too_many_pings' and the connection is closed.",
         ],
         [
@@ -230,14 +235,15 @@ class Options(OperationsOptionsMixin, usage.Options):
             "max-line-length",
             None,
             "1024",
-            "Longest line accepted, in bytes (16..65536); a longer one "
+            "Longest line accepted, in bytes, 16..65536; a longer one "
             "closes the connection.",
         ],
         [
             "health-check-file",
             None,
             None,
-            "Answer ping with pong only while this file exists (a demo health check).",
+            "Answer ping with pong only while this file exists (a demo "
+            "health check). [default: no file check]",
         ],
         # Limits, activity and logging (docs/hardening.rst).
         *LIMIT_PARAMETERS,
@@ -248,8 +254,8 @@ class Options(OperationsOptionsMixin, usage.Options):
             "workers",
             None,
             None,
-            "Run N worker processes that share the port (SO_REUSEPORT; Linux); "
-            "a worker that exits is restarted.",
+            "Worker processes that share the ports (SO_REUSEPORT; Linux); a "
+            "worker that exits is restarted. [default: one process, no workers]",
         ],
     ]
     optFlags = [

@@ -7,6 +7,7 @@ once, serves metrics, and stops gracefully (L{Drainer}).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from typing import Any
 
@@ -116,6 +117,20 @@ def _logKeepAlive(endpoint: str, result: KeepAliveResult) -> None:
         endpoint=endpoint,
         **result.settings(),
     )
+
+
+def _exitZeroOnTerm(reactor: Any) -> None:
+    """
+    Make SIGTERM stop the reactor as an ordinary stop: the drain runs, and
+    the process exits 0 when it is done (Twisted's own handler makes twistd
+    kill itself with the signal after a clean shutdown).
+    """
+
+    def stop(number: int, frame: object) -> None:
+        _log.info("Received SIGTERM, draining.")
+        reactor.callFromThread(reactor.stop)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 class HeartbeatService(MultiService):
@@ -230,6 +245,10 @@ class HeartbeatService(MultiService):
         super().startService()  # type: ignore[no-untyped-call]
         if self._lag is not None:
             self._lag.start()
+        if self._reactor is None:
+            from twisted.internet import reactor
+
+            reactor.callWhenRunning(_exitZeroOnTerm, reactor)
 
     def _stopListening(self) -> Deferred[Any]:
         ports, self.ports = self.ports, []
