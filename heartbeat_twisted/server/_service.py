@@ -302,13 +302,6 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     )
     connections = ConnectionSet()
     drainer = Drainer(options.drainConfig, connections, responder, clock=clock)
-    maxAge = None
-    if options.maxAgeConfig is not None:
-        maxAge = MaxAge(
-            options.maxAgeConfig,
-            clock,
-            closeGrace=options.heartbeatConfig.closeGrace,
-        )
     limits = options.serverLimits
     factory = OperatedFactory(
         heartbeatConfig=options.heartbeatConfig,
@@ -316,12 +309,19 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         keepAliveConfig=options.keepAliveConfig,
         pingResponder=responder,
         connections=connections,
-        maxAge=maxAge,
         limits=limits.limits,
         activity=limits.activity,
         logConfig=limits.logConfig,
     )
     factory.writeSettings = options.writeSettings
+    if options.maxAgeConfig is not None:
+        # Ages are per-connection deadlines: the idle sweep keeps them (one
+        # list append each) instead of one reactor timer per connection.
+        factory.maxAge = MaxAge(
+            options.maxAgeConfig,
+            factory.heartbeatTracker,  # type: ignore[arg-type]
+            closeGrace=options.heartbeatConfig.closeGrace,
+        )
     lag = ReactorLag(clock=clock)
     metrics = ServerMetrics(
         factory, options.worker, lag, _extraSamples(drainer, factory)
