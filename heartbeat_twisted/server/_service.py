@@ -30,6 +30,7 @@ from ._metrics import ReactorLag, Sample, ServerMetrics, metricsSite
 from ._options import Options
 from ._protocol import ServerFactory, ServerProtocol, fileHealthCheck
 from ._reuseport import parseListenAddress, reusePortSocket
+from ._startup import HangupService, describeListenError
 from ._workers import WorkerSupervisor, becomeWorker, supervisorLogfile, workerArgv
 
 __all__ = ["HeartbeatService", "OperatedFactory", "makeService"]
@@ -189,17 +190,24 @@ class HeartbeatService(MultiService):
         if reactor is None:
             from twisted.internet import reactor
         for description in self.endpoints:
-            if self._reusePort:
-                self._listened(self._reuse(reactor, description), description)
-                continue
-            endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
-            failures: list[Failure] = []
-            d = endpoint.listen(self.factory)
-            d.addCallback(self._listened, description)
-            d.addErrback(failures.append)
-            if failures:
-                # Fail twistd's start, as strports.service does.
-                failures[0].raiseException()
+            try:
+                self._listenOn(reactor, description)
+            except Exception as e:
+                # One line naming the option, not a traceback (hardening).
+                raise SystemExit(describeListenError(description, e)) from None
+
+    def _listenOn(self, reactor: Any, description: str) -> None:
+        if self._reusePort:
+            self._listened(self._reuse(reactor, description), description)
+            return
+        endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+        failures: list[Failure] = []
+        d = endpoint.listen(self.factory)
+        d.addCallback(self._listened, description)
+        d.addErrback(failures.append)
+        if failures:
+            # Fail twistd's start, as strports.service does.
+            failures[0].raiseException()
 
     def _reuse(self, reactor: Any, description: str) -> IListeningPort:
         """
@@ -312,6 +320,7 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         limits=limits.limits,
         activity=limits.activity,
         logConfig=limits.logConfig,
+        backlog=limits.backlog,
     )
     factory.writeSettings = options.writeSettings
     if options.maxAgeConfig is not None:
@@ -337,6 +346,8 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         metrics=metrics,
         reusePort=options["reuse-port"],
     )
+    if reactor is None:
+        HangupService().setServiceParent(service)  # type: ignore[no-untyped-call]
     if options.metricsEndpoint is not None:
         site = metricsSite(metrics)
         kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}
