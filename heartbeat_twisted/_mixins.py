@@ -5,6 +5,7 @@ L{HeartbeatFactoryMixin} for its factory.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from ._hooks import Method, callsFirst, hookMethod
 from ._keepalive import KeepAliveResult, enableKeepAlive, logOnce
 from ._tracker import IdleEntry, IdleTracker, checkIdle, sharedTracker
 from ._writepath import writePathFor
+from .ping._config import PingConfig, PingServerConfig
 
 __all__ = ["HeartbeatFactoryMixin", "HeartbeatMixin"]
 
@@ -26,7 +28,7 @@ _MARK = "_heartbeatHooked"
 _FIX = (
     "give the protocol class heartbeatConfig = HeartbeatConfig(idle=...), or "
     "mix heartbeat_twisted.HeartbeatFactoryMixin into the factory and give "
-    "it a heartbeatConfig (or give that factory only keepAlive=KeepAliveConfig"
+    "it a heartbeatConfig (or give that factory only keepAliveConfig=KeepAliveConfig"
     "(...) for OS keepalive without the idle heartbeat)"
 )
 
@@ -91,7 +93,8 @@ class HeartbeatMixin:
     The connection is tracked from C{makeConnection} to C{connectionLost}.
     Every received chunk counts as activity, also when a subclass overrides
     C{dataReceived} without calling up (the mixin hooks the methods each
-    subclass defines, at class creation); written bytes count too when
+    subclass defines, at class creation); bytes that leave the process
+    (not C{write()} calls) count too when
     C{HeartbeatConfig.countOutbound} is set.  L{setIdle} changes this
     connection's idle time.
 
@@ -328,7 +331,8 @@ class HeartbeatFactoryMixin:
         factory = ChatFactory(heartbeatConfig=HeartbeatConfig(idle=5),
                               clock=clock)           # per instance
         factory = ChatFactory(heartbeatConfig=HeartbeatConfig(idle=30),
-                              keepAlive=KeepAliveConfig(60, 10, 6))
+                              keepAliveConfig=KeepAliveConfig(60, 10, 6),
+                              pingServerConfig=PingServerConfig())
 
     A factory with a C{keepAliveConfig} and no C{heartbeatConfig} turns on
     OS keepalive only: its connections are not tracked for idleness.
@@ -336,12 +340,18 @@ class HeartbeatFactoryMixin:
     @ivar heartbeatConfig: The idle time and sweep period.
     @ivar keepAliveConfig: OS TCP keepalive settings applied to every
         connection, or L{None} to leave the OS defaults.
+    @ivar pingConfig: What L{heartbeat_twisted.ping.PingingMixin}
+        connections ping with, or L{None}.
+    @ivar pingServerConfig: What L{heartbeat_twisted.ping.PingAnswerMixin}
+        connections answer with, or L{None}.
     @ivar heartbeatClock: The clock for the tracker (the global reactor if
         L{None}).
     """
 
     heartbeatConfig: HeartbeatConfig | None = None
     keepAliveConfig: KeepAliveConfig | None = None
+    pingConfig: PingConfig | None = None
+    pingServerConfig: PingServerConfig | None = None
     heartbeatClock: IReactorTime | None = None
     _heartbeatTrackerInstance: IdleTracker | None = None
 
@@ -349,19 +359,47 @@ class HeartbeatFactoryMixin:
         self,
         *args: Any,
         heartbeatConfig: HeartbeatConfig | None = None,
+        keepAliveConfig: KeepAliveConfig | None = None,
+        pingConfig: PingConfig | None = None,
+        pingServerConfig: PingServerConfig | None = None,
         clock: IReactorTime | None = None,
         keepAlive: KeepAliveConfig | None = None,
         **kwargs: Any,
     ) -> None:
+        """
+        Each keyword sets the attribute of the same name; one not given
+        leaves the class attribute.
+
+        @param heartbeatConfig: The idle heartbeat (L{HeartbeatMixin}).
+        @param keepAliveConfig: OS TCP keepalive for every connection.
+        @param pingConfig: The pinging side of ping/pong
+            (L{heartbeat_twisted.ping.PingingMixin}).
+        @param pingServerConfig: The answering side of ping/pong
+            (L{heartbeat_twisted.ping.PingAnswerMixin}).
+        @param clock: The clock of all of them (C{heartbeatClock}).
+        @param keepAlive: The 0.1 name of C{keepAliveConfig}; deprecated.
+        """
         super().__init__(*args, **kwargs)
-        if heartbeatConfig is not None:
-            self.heartbeatConfig = heartbeatConfig
         if keepAlive is not None:
-            if not isinstance(keepAlive, KeepAliveConfig):
-                raise TypeError(
-                    f"keepAlive must be a KeepAliveConfig or None: {keepAlive!r}"
-                )
-            self.keepAliveConfig = keepAlive
+            warnings.warn(
+                "HeartbeatFactoryMixin(keepAlive=...) is deprecated since "
+                "heartbeat_twisted 0.2.0: use keepAliveConfig=...",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if keepAliveConfig is None:
+                keepAliveConfig = keepAlive
+        for name, value, kind in (
+            ("heartbeatConfig", heartbeatConfig, HeartbeatConfig),
+            ("keepAliveConfig", keepAliveConfig, KeepAliveConfig),
+            ("pingConfig", pingConfig, PingConfig),
+            ("pingServerConfig", pingServerConfig, PingServerConfig),
+        ):
+            if value is None:
+                continue
+            if not isinstance(value, kind):
+                raise TypeError(f"{name} must be a {kind.__name__} or None: {value!r}")
+            setattr(self, name, value)
         if clock is not None:
             self.heartbeatClock = clock
 
@@ -378,7 +416,7 @@ class HeartbeatFactoryMixin:
                 raise TypeError(
                     f"{type(self).__qualname__} has no heartbeatConfig: pass "
                     f"heartbeatConfig=HeartbeatConfig(idle=...) or set it as "
-                    f"a class attribute (or give only keepAlive=KeepAliveConfig"
+                    f"a class attribute (or give only keepAliveConfig=KeepAliveConfig"
                     f"(...) for OS keepalive without the idle heartbeat)"
                 )
             tracker = IdleTracker(config, self.heartbeatClock)

@@ -44,16 +44,21 @@ class HeartbeatWrappingFactory(HeartbeatFactoryMixin, WrappingFactory):
         heartbeatConfig: HeartbeatConfig,
         clock: IReactorTime | None = None,
         keepAlive: KeepAliveConfig | None = None,
+        *,
+        keepAliveConfig: KeepAliveConfig | None = None,
     ) -> None:
         """
         @param wrappedFactory: The factory whose protocols get the heartbeat.
         @param heartbeatConfig: The idle time and sweep period.
         @param clock: The tracker's clock; the global reactor if L{None}.
-        @param keepAlive: OS TCP keepalive for every connection, or L{None}.
+        @param keepAlive: The 0.1 name of C{keepAliveConfig}; deprecated.
+        @param keepAliveConfig: OS TCP keepalive for every connection, or
+            L{None}.
         """
         super().__init__(
             wrappedFactory,
             heartbeatConfig=heartbeatConfig,
             clock=clock,
             keepAlive=keepAlive,
+            keepAliveConfig=keepAliveConfig,
         )

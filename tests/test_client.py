@@ -153,3 +153,64 @@ class OutputTests(SynchronousTestCase):
                 "disconnected 127.0.0.1:6666: x",
             ],
         )
+
+
+class RetryOutputTests(SynchronousTestCase):
+    """
+    What the command says while it retries, and when told to go.
+    """
+
+    def test_retryLines(self) -> None:
+        from twisted.internet.error import ConnectionRefusedError
+
+        out = io.StringIO()
+        events = PrintingEvents(out, "tcp:127.0.0.1:1")
+        events.retrying(1.26, Failure(ConnectionRefusedError()))
+        events.retrying(0.4, None)
+        protocol: Any = PingClientProtocol()
+        protocol.transport = StringTransport(
+            peerAddress=IPv4Address("TCP", "127.0.0.1", 6666)
+        )
+        events.goAway(protocol, "shutdown", 5.0)
+        self.assertEqual(
+            out.getvalue().splitlines(),
+            [
+                "connecting tcp:127.0.0.1:1: Connection refused; retrying in 1.3 s",
+                "retrying in 0.4 s",
+                "goaway from 127.0.0.1:6666 within 5 s: shutdown",
+            ],
+        )
+
+
+class AbsentServerTests(TestCase):
+    """
+    The command, run against a port nobody listens on, says so and when it
+    tries again.
+    """
+
+    @inlineCallbacks
+    def test_saysItRetries(self) -> Generator[Any, Any, None]:
+        from ._pingnet import freePort
+
+        endpoint = f"tcp:127.0.0.1:{freePort()}"
+        process = ChildProcess(
+            self,
+            [
+                sys.executable,
+                "-m",
+                "heartbeat_twisted.client",
+                endpoint,
+                "--reconnect-initial",
+                "0.1",
+                "--reconnect-max",
+                "0.2",
+            ],
+        )
+        yield process.waitFor("retrying in", 30)
+        first = process.output(1).splitlines()[0]
+        self.assertTrue(
+            first.startswith(
+                f"connecting {endpoint}: Connection refused; retrying in "
+            ),
+            first,
+        )

@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import heartbeat_twisted
 import heartbeat_twisted.ping
+import heartbeat_twisted.ping.amp
 import heartbeat_twisted.testing
 from heartbeat_twisted import (
     _config,
@@ -45,6 +46,7 @@ PUBLIC: dict[ModuleType, dict[str, object]] = {
         "IdleTracker": _tracker.IdleTracker,
         "KeepAliveResult": _keepalive.KeepAliveResult,
         "KeepAliveTimedOut": _keepalive.KeepAliveTimedOut,
+        "PeerReset": _keepalive.PeerReset,
         "TimeoutMixin": _timeout.TimeoutMixin,
         "enableKeepAlive": _keepalive.enableKeepAlive,
         "EagerWriteMixin": _install.EagerWriteMixin,
@@ -65,6 +67,13 @@ PUBLIC: dict[ModuleType, dict[str, object]] = {
         "PingingMixin": _pinging.PingingMixin,
         "RoundTripStats": _counters.RoundTripStats,
         "pingClientService": _client.pingClientService,
+    },
+    heartbeat_twisted.ping.amp: {
+        "AMPFraming": heartbeat_twisted.ping.amp.AMPFraming,
+        "GoAway": heartbeat_twisted.ping.amp.GoAway,
+        "Ping": heartbeat_twisted.ping.amp.Ping,
+        "PingRefusedError": heartbeat_twisted.ping.amp.PingRefusedError,
+        "UnhealthyError": heartbeat_twisted.ping.amp.UnhealthyError,
     },
 }
 

@@ -66,7 +66,7 @@ class FactoryHookTests(SynchronousTestCase):
         factory = KeepAliveFactory(
             heartbeatConfig=HeartbeatConfig(idle=5),
             clock=Clock(),
-            keepAlive=KeepAliveConfig(2, 1, 3),
+            keepAliveConfig=KeepAliveConfig(2, 1, 3),
         )
         sockets = [FakeSocket(), FakeSocket()]
         protocols = [self.connect(factory, SocketTransport(s)) for s in sockets]
@@ -108,7 +108,7 @@ class FactoryHookTests(SynchronousTestCase):
         factory = KeepAliveFactory(
             heartbeatConfig=HeartbeatConfig(idle=5),
             clock=Clock(),
-            keepAlive=KeepAliveConfig(2, 1, 3),
+            keepAliveConfig=KeepAliveConfig(2, 1, 3),
         )
         with capturedLogs() as events:
             protocols = [self.connect(factory, StringTransport()) for _ in range(3)]
@@ -126,7 +126,7 @@ class FactoryHookTests(SynchronousTestCase):
         factory = KeepAliveFactory(
             heartbeatConfig=HeartbeatConfig(idle=5),
             clock=Clock(),
-            keepAlive=KeepAliveConfig(2, 1, 3),
+            keepAliveConfig=KeepAliveConfig(2, 1, 3),
         )
         with capturedLogs() as events:
             protocol = self.connect(
@@ -147,10 +147,10 @@ class FactoryHookTests(SynchronousTestCase):
             TypeError,
             KeepAliveFactory,
             heartbeatConfig=HeartbeatConfig(idle=5),
-            keepAlive=(2, 1, 3),
+            keepAliveConfig=(2, 1, 3),
         )
         self.assertEqual(
-            str(error), "keepAlive must be a KeepAliveConfig or None: (2, 1, 3)"
+            str(error), "keepAliveConfig must be a KeepAliveConfig or None: (2, 1, 3)"
         )
 
     def test_wrapping(self) -> None:
@@ -162,7 +162,7 @@ class FactoryHookTests(SynchronousTestCase):
             Factory.forProtocol(Protocol),
             HeartbeatConfig(idle=5),
             clock=Clock(),
-            keepAlive=KeepAliveConfig(2, 1, 4),
+            keepAliveConfig=KeepAliveConfig(2, 1, 4),
         )
         sock = FakeSocket()
         protocol = self.connect(factory, SocketTransport(sock))
@@ -278,7 +278,7 @@ class DemoCloseReasonTests(SynchronousTestCase):
         factory = DemoFactory(
             heartbeatConfig=HeartbeatConfig(idle=60),
             clock=Clock(),
-            keepAlive=KeepAliveConfig(2, 1, 3),
+            keepAliveConfig=KeepAliveConfig(2, 1, 3),
         )
         protocol = factory.buildProtocol(None)
         transport = SocketTransport(FakeSocket())
@@ -304,7 +304,7 @@ class DemoCloseReasonTests(SynchronousTestCase):
         factory = DemoFactory(
             heartbeatConfig=HeartbeatConfig(idle=60),
             clock=Clock(),
-            keepAlive=KeepAliveConfig(2, 1, 3),
+            keepAliveConfig=KeepAliveConfig(2, 1, 3),
         )
         protocol = factory.buildProtocol(None)
         transport = SocketTransport(FakeSocket())

@@ -53,7 +53,9 @@ class EchoFactory(HeartbeatFactoryMixin, Factory):
     protocol = Echo
 
     def __init__(self) -> None:
-        super().__init__(heartbeatConfig=HeartbeatConfig(idle=60), keepAlive=SERVER)
+        super().__init__(
+            heartbeatConfig=HeartbeatConfig(idle=60), keepAliveConfig=SERVER
+        )
         self.made: Deferred[Echo] = Deferred()
         self.lost: Deferred[None] = Deferred()
 

@@ -372,7 +372,7 @@ class KeepAliveOnlyTests(SynchronousTestCase):
             protocol = Recording
 
         clock = Clock()
-        factory = KeepAliveOnly(keepAlive=KeepAliveConfig(60, 10, 6), clock=clock)
+        factory = KeepAliveOnly(keepAliveConfig=KeepAliveConfig(60, 10, 6), clock=clock)
         connection = connect(factory)
         connection.receive(b"data")
         clock.advance(3600)
@@ -392,7 +392,7 @@ class KeepAliveOnlyTests(SynchronousTestCase):
         events = logged(self)
         connection = connect(Neither())
         self.assertTrue(connection.closed)
-        self.assertIn("keepAlive=KeepAliveConfig", formatEvent(events[-1]))
+        self.assertIn("keepAliveConfig=KeepAliveConfig", formatEvent(events[-1]))
 
 
 class RefusedClientTests(SynchronousTestCase):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from ._fleet import HAProxy, Server
 from ._peers import connectPeer
@@ -124,10 +124,6 @@ class FleetTests(TestCase):
     @inlineCallbacks
     def test_takeOutAndRestart(self) -> Any:
         requireSystem(self, "haproxy", root=False)
-        from heartbeat_twisted.ping import _pinging
-
-        if not hasattr(_pinging.PingingMixin, "pingGoAwayReceived"):
-            raise SkipTest("the client's go-away handling has not landed yet")
         options = ("--idle", "10", "--drain-delay", "1", "--drain-grace", "5")
         a = Server(self, "a", *options)
         b = Server(self, "b", *options)

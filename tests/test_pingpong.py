@@ -964,3 +964,49 @@ class DemoTests(SynchronousTestCase):
         proto = plain.buildProtocol(None)
         proto.makeConnection(StringTransport())
         self.assertEqual(proto._pingServerConfig, PingServerConfig())
+
+
+class InlineAnswerTests(SynchronousTestCase):
+    """
+    The ping path makes no L{Deferred} when there are no health checks or
+    every check answers synchronously; asynchronous checks are still
+    coalesced (L{HealthTests.test_coalesced}).
+    """
+
+    def countDeferreds(self) -> list[object]:
+        created: list[object] = []
+        original = Deferred.__init__
+
+        def counting(self: Deferred[Any], *args: Any, **kwargs: Any) -> None:
+            created.append(self)
+            original(self, *args, **kwargs)
+
+        self.patch(Deferred, "__init__", counting)
+        return created
+
+    def test_noChecks(self) -> None:
+        proto, transport, counters, _ = serve(PingServerConfig(pingRate=0))
+        created = self.countDeferreds()
+        proto.dataReceived(b"ping 1\nping 2\n")
+        self.assertEqual(lines(transport), [b"pong 1", b"pong 2"])
+        self.assertEqual(created, [])
+        self.assertEqual(counters.pongs, 2)
+
+    def test_synchronousChecks(self) -> None:
+        healthy = [True]
+        proto, transport, counters, _ = serve(
+            PingServerConfig(pingRate=0),
+            checks=[
+                HealthCheck("a", lambda: healthy[0]),
+                HealthCheck("b", lambda: None),
+            ],
+        )
+        created = self.countDeferreds()
+        proto.dataReceived(b"ping 1\n")
+        healthy[0] = False
+        proto.dataReceived(b"ping 2\n")
+        self.assertEqual(
+            lines(transport), [b"pong 1", b"error unhealthy 2 :a: returned False"]
+        )
+        self.assertEqual(created, [])
+        self.assertEqual(counters.healthRuns, 2)

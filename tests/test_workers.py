@@ -32,6 +32,7 @@ from heartbeat_twisted.server._service import HeartbeatService, makeService
 from heartbeat_twisted.server._workers import (
     WORKER_ENVIRONMENT,
     WorkerSupervisor,
+    supervisorLogfile,
     tagLogsWithWorker,
     workerArgv,
     workerNumber,
@@ -133,6 +134,23 @@ class OptionTests(SynchronousTestCase):
         self.assertEqual(
             tail, ["--port=7000", "--idle=9", "--keepalive", "--reuse-port"]
         )
+
+    def test_workerLogfile(self) -> None:
+        """
+        Workers log to the supervisor's stdout, to the same device, or to a
+        file of their own next to its log file.
+        """
+
+        def logfile(**parent: Any) -> str | None:
+            options = parse("--workers", "2")
+            options.parent = {"nodaemon": True, "logfile": None, **parent}
+            return supervisorLogfile(options)
+
+        self.assertIsNone(logfile())
+        self.assertIsNone(logfile(logfile="-"))
+        self.assertEqual(logfile(logfile="/dev/null"), "/dev/null")
+        self.assertEqual(logfile(logfile="x.log"), "x.log.worker-{worker}")
+        self.assertEqual(logfile(nodaemon=False), "twistd.log.worker-{worker}")
 
     def test_makeService(self) -> None:
         """

@@ -11,7 +11,8 @@
  *           second and the round-trip latency of each.
  *   fleet   every connection pings every --period seconds (+- --jitter,
  *           a fraction of it), the first at a random offset; a --silent
- *           share sends one ping, in the measured window, and then nothing.  Records, per closed
+ *           share does the same until the measured window opens, then
+ *           sends one more ping and nothing after it.  Records, per closed
  *           connection, the time from its last sent byte to the FIN (or
  *           reset) seen here: the close time measured at the client.
  *
@@ -172,19 +173,6 @@ static int sendPing(Conn *c, int64_t now) {
     return 0;
 }
 
-/* Fleet: the silent connections send their one ping in the measured
- * window (at a random offset within a period), so that the server has
- * accepted every connection by then and the close time is the heartbeat's
- * alone, not the connection storm's. */
-static void scheduleSilent(int64_t now, double period) {
-    for (int i = 0; i < nconns; i++) {
-        Conn *c = &conns[i];
-        if (c->state != OPEN || !c->silent || c->heapIndex >= 0) continue;
-        c->next = now + (int64_t)(uniform() * period * 1e9);
-        heapPush(i);
-    }
-}
-
 static void closeConn(int epfd, Conn *c, int idx, int64_t now, int fleet) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
@@ -337,7 +325,6 @@ int main(int argc, char **argv) {
             if (!waitGo) {
                 windowStart = now + (int64_t)(warmup * 1e9);
                 windowEnd = windowStart + (int64_t)(duration * 1e9);
-                if (fleet) scheduleSilent(windowStart, period);
             }
         }
         if (windowStart && !measuring && now >= windowStart) {
@@ -358,7 +345,11 @@ int main(int argc, char **argv) {
                     heapRemove(idx);
                     continue;
                 }
-                if (c->silent) {
+                /* A silent connection pings like the others until the
+                 * window opens (so the server keeps it however long the
+                 * connection storm takes); its first ping in the window is
+                 * its last. */
+                if (c->silent && windowStart && now >= windowStart) {
                     heapRemove(idx);
                 } else {
                     c->next = now + (int64_t)(period * (1 + jitter * (2 * uniform() - 1)) * 1e9);
@@ -385,7 +376,6 @@ int main(int argc, char **argv) {
                 if (got <= 0) goto done;
                 windowStart = now;
                 windowEnd = now + (int64_t)(duration * 1e9);
-                if (fleet) scheduleSilent(now, period);
                 measuring = 1;
                 cpuAtStart = cpuSeconds();
                 printf("start\n");
@@ -412,11 +402,8 @@ int main(int argc, char **argv) {
                 struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)idx};
                 epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
                 if (fleet) {
-                    if (!c->silent || windowStart) {
-                        c->next = (c->silent ? windowStart : now) +
-                                  (int64_t)(uniform() * period * 1e9);
-                        heapPush(idx);
-                    }
+                    c->next = now + (int64_t)(uniform() * period * 1e9);
+                    heapPush(idx);
                 } else {
                     sendPing(c, now);
                 }

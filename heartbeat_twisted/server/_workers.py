@@ -203,8 +203,9 @@ def workersFromOptions(options: Any) -> int | None:
 def supervisorLogfile(options: Any) -> str | None:
     """
     Where the workers log: to the supervisor's stdout (L{None}) when
-    C{twistd -n} logs there, else to C{LOGFILE.worker-N} next to the
-    supervisor's log file.
+    C{twistd -n} logs there, to the same device when it logs to one (such
+    as C{/dev/null}), else to C{LOGFILE.worker-N} next to the supervisor's
+    log file.
     """
     parent = getattr(options, "parent", None)
     if parent is None:
@@ -215,6 +216,8 @@ def supervisorLogfile(options: Any) -> str | None:
         return None
     if logfile == "-" or (nodaemon and not logfile):
         return None
+    if logfile and os.path.exists(logfile) and not os.path.isfile(logfile):
+        return str(logfile)  # a device such as /dev/null: share it
     return f"{logfile or 'twistd.log'}.worker-{{worker}}"
 
 
