@@ -26,8 +26,6 @@ __all__ = ["Deadline", "IdleEntry", "IdleTracker", "Idler", "sharedTracker"]
 
 #: C{IdleEntry.key} of an entry that is filed nowhere: its idle is off.
 _UNFILED = -1
-#: C{IdleEntry.key} of an entry the sweep found due, waiting for its turn.
-_DUE = -2
 
 
 class Idler(Protocol):
@@ -100,13 +98,13 @@ class Deadline:
         when: float,
         func: Callable[..., object],
         args: tuple[object, ...],
-        kw: dict[str, object],
+        kw: dict[str, object] | None,
     ) -> None:
         self._tracker = tracker
         self.time = when
         self.func = func
         self.args = args
-        self.kw = kw
+        self.kw = kw or None
         self.key = _UNFILED
         self.called = False
         self.cancelled = False
@@ -188,9 +186,11 @@ class IdleTracker:
 
     _log = Logger()
     #: Time-outs handed out per reactor turn, at most.
-    maxPerTurn = 500
-    #: Seconds of time-outs per reactor turn, about.
-    turnBudget = 0.005
+    maxPerTurn = 200
+    #: Seconds of time-outs per reactor turn, about: the closes they start
+    #: cost the reactor about as much again when they complete (in the
+    #: turn's I/O phase), so a turn stays well under 20 ms.
+    turnBudget = 0.004
 
     def __init__(
         self,
@@ -215,8 +215,10 @@ class IdleTracker:
         self._keys: list[int] = []
         self._callBuckets: dict[int, list[Deadline]] = {}
         self._callKeys: list[int] = []
-        self._due: deque[IdleEntry] = deque()
-        self._dueCalls: deque[Deadline] = deque()
+        # Due buckets, taken by a sweep and worked through within each
+        # turn's budget: [key, bucket, position].
+        self._pending: deque[list[Any]] = deque()
+        self._pendingCalls: deque[list[Any]] = deque()
         self._start = 0.0
         self._current = 0
         self._count = 0
@@ -293,15 +295,13 @@ class IdleTracker:
             return
         entry.idle = self._idle if checked is None else checked
         if not entry.idle:
-            if entry.key != _DUE:
-                entry.key = _UNFILED
+            entry.key = _UNFILED
             return
-        if entry.key == _DUE:
-            return  # decided in its turn, on the new idle
         deadline = entry.last + entry.idle
         if entry.key == _UNFILED or self._keyFor(deadline) < entry.key:
             # Sooner than it is filed: file it again (the old copy is
-            # skipped, its key no longer matches); later is re-filed lazily.
+            # skipped, its key no longer matches); later is re-filed lazily,
+            # and one in a bucket the sweep has taken is decided there.
             self._file(entry, deadline)
 
     def untrack(self, entry: IdleEntry) -> None:
@@ -415,14 +415,15 @@ class IdleTracker:
         self._keys.clear()
         self._callBuckets.clear()
         self._callKeys.clear()
-        self._due.clear()
-        self._dueCalls.clear()
+        self._pending.clear()
+        self._pendingCalls.clear()
 
     def _tick(self) -> None:
         """
-        One sweep: take the buckets that are due, re-file what saw activity,
-        queue what is due, and hand it out now, or next turn if this sweep
-        ran late (the reactor stalled) or a follow-up turn is pending.
+        One sweep: take the buckets that are due, then work through them
+        (re-file what saw activity, time out what is due) now, or next turn
+        if this sweep ran late (the reactor stalled) or a follow-up turn is
+        pending.
         """
         guard = self._guard
         assert guard is not None
@@ -438,62 +439,30 @@ class IdleTracker:
             self._handOut()
 
     def _collect(self, now: float) -> None:
-        start = self._start
-        interval = self._interval
+        """
+        Take the buckets of every sweep up to this one; cheap (one step per
+        bucket): their entries are looked at by L{_handOut}.
+        """
         # Which sweep this is; the tolerance absorbs float error in the
         # schedule (an entry visited a hair early is simply re-filed).
-        current = math.floor((now - start) / interval + 1e-9)
+        current = math.floor((now - self._start) / self._interval + 1e-9)
         if current <= self._current:
             current = self._current
         self._current = current
         keys = self._keys
-        buckets = self._buckets
-        due = self._due
-        ceil = math.ceil
-        visited = 0
         while keys and keys[0] <= current:
             key = heapq.heappop(keys)
-            bucket = buckets.pop(key)
-            visited += len(bucket)
-            for entry in bucket:
-                if entry.owner is None or entry.key != key:
-                    continue  # untracked, or filed again elsewhere
-                idle = entry.idle
-                deadline = entry.last + idle
-                if deadline <= now:
-                    entry.key = _DUE
-                    due.append(entry)
-                    continue
-                # Lazy re-arm: activity since filing; file under the sweep
-                # at or after the new deadline (_file inlined: hot loop).
-                later = ceil((deadline - start) / interval)
-                if later <= current:
-                    later = current + 1
-                entry.key = later
-                laterBucket = buckets.get(later)
-                if laterBucket is None:
-                    laterBucket = buckets[later] = []
-                    heapq.heappush(keys, later)
-                laterBucket.append(entry)
+            self._pending.append([key, self._buckets.pop(key), 0])
         callKeys = self._callKeys
         while callKeys and callKeys[0] <= current:
             key = heapq.heappop(callKeys)
-            for call in self._callBuckets.pop(key):
-                if call.key != key or not call.active():
-                    continue
-                if call.time <= now:
-                    call.key = _DUE
-                    self._dueCalls.append(call)
-                else:
-                    self._fileCall(call)
+            self._pendingCalls.append([key, self._callBuckets.pop(key), 0])
         self.ticks += 1
-        self.visited += visited
-        self.lastVisited = visited
+        self.lastVisited = 0
 
     def _nextTurn(self) -> None:
         """
-        Hand out the rest in the reactor's next turn, after its next I/O
-        poll.
+        Go on in the reactor's next turn, after its next I/O poll.
         """
         assert self._guard is not None
         self._guard.expect(0)
@@ -514,53 +483,102 @@ class IdleTracker:
 
     def _handOut(self) -> None:
         """
-        Run the due deadlines and time out the due entries (each checked
-        again: it may have seen activity since it was found due), within
-        this turn's budget; queue a follow-up turn for the rest.
+        Work through the taken buckets, within this turn's budget: run the
+        due deadlines, re-file entries that saw activity, time out the
+        silent ones (on this turn's time: each may have seen activity since
+        its bucket was taken); queue a follow-up turn for the rest.
         """
         now = self.seconds()
         began = time.perf_counter()
-        budget = self.maxPerTurn
-        calls = self._dueCalls
-        due = self._due
-        done = 0
-        while calls and done < budget:
-            call = calls.popleft()
-            if call.key != _DUE or not call.active():
-                continue
-            call.called = True
-            self._calls -= 1
-            done += 1
-            try:
-                call.func(*call.args, **call.kw)
-            except Exception:
-                self._log.failure("deadline {call!r} failed", call=call.func)
-        while due and done < budget:
-            entry = due.popleft()
-            owner = entry.owner
-            if owner is None or entry.key != _DUE:
-                continue  # untracked, or its idle changed meanwhile
-            if not entry.idle:
-                entry.key = _UNFILED
-                continue
-            deadline = entry.last + entry.idle
-            if deadline > now:
-                self._file(entry, deadline)
-                continue
-            done += 1
-            self.timedOut += 1
-            self._batch += 1
-            try:
-                owner.heartbeatTimedOut()
-            except Exception:
-                self._log.failure("heartbeatTimedOut of {owner!r} failed", owner=owner)
-            if entry.owner is not None and entry.key == _DUE:
-                # It stays open: count its silence afresh.
-                entry.last = now
-                self._file(entry, now + entry.idle)
-            if not done % 32 and time.perf_counter() - began > self.turnBudget:
-                break
-        if (calls or due) and self._loop is not None:
+        budget = self.turnBudget
+        limit = self.maxPerTurn
+        start = self._start
+        interval = self._interval
+        current = self._current
+        buckets = self._buckets
+        keys = self._keys
+        ceil = math.ceil
+        clock = time.perf_counter
+        done = visited = 0
+        exhausted = False
+        calls = self._pendingCalls
+        while calls and not exhausted:
+            cursor = calls[0]
+            key, bucket, position = cursor
+            while position < len(bucket):
+                call = bucket[position]
+                position += 1
+                if call.key != key or not call.active():
+                    continue
+                if call.time > now:
+                    self._fileCall(call)
+                    continue
+                call.called = True
+                self._calls -= 1
+                done += 1
+                try:
+                    if call.kw:
+                        call.func(*call.args, **call.kw)
+                    else:
+                        call.func(*call.args)
+                except Exception:
+                    self._log.failure("deadline {call!r} failed", call=call.func)
+                if done >= limit or (not done % 32 and clock() - began > budget):
+                    exhausted = True
+                    break
+            cursor[2] = position
+            if position >= len(bucket) and calls and calls[0] is cursor:
+                calls.popleft()
+        pending = self._pending
+        while pending and not exhausted:
+            cursor = pending[0]
+            key, bucket, position = cursor
+            while position < len(bucket):
+                entry = bucket[position]
+                position += 1
+                visited += 1
+                owner = entry.owner
+                if owner is None or entry.key != key:
+                    continue  # untracked, or filed again elsewhere
+                deadline = entry.last + entry.idle
+                if deadline > now:
+                    # Lazy re-arm: activity since filing; file under the
+                    # sweep at or after the new deadline (_file inlined).
+                    later = ceil((deadline - start) / interval)
+                    if later <= current:
+                        later = current + 1
+                    entry.key = later
+                    laterBucket = buckets.get(later)
+                    if laterBucket is None:
+                        laterBucket = buckets[later] = []
+                        heapq.heappush(keys, later)
+                    laterBucket.append(entry)
+                    if not visited % 256 and clock() - began > budget:
+                        exhausted = True
+                        break
+                    continue
+                done += 1
+                self.timedOut += 1
+                self._batch += 1
+                try:
+                    owner.heartbeatTimedOut()
+                except Exception:
+                    self._log.failure(
+                        "heartbeatTimedOut of {owner!r} failed", owner=owner
+                    )
+                if entry.owner is not None and entry.key == key:
+                    # It stays open: count its silence afresh.
+                    entry.last = now
+                    self._file(entry, now + entry.idle)
+                if done >= limit or (not done % 32 and clock() - began > budget):
+                    exhausted = True
+                    break
+            cursor[2] = position
+            if position >= len(bucket) and pending and pending[0] is cursor:
+                pending.popleft()
+        self.visited += visited
+        self.lastVisited += visited
+        if (calls or pending) and self._loop is not None:
             self._nextTurn()
         elif self._batch:
             self._log.info(

@@ -129,6 +129,10 @@ class LimitsTests(SynchronousTestCase):
             addressKey(IPv6Address("TCP", "::ffff:10.0.0.1", 5)), "10.0.0.1"
         )
         self.assertIsNone(addressKey(UNIXAddress(b"/tmp/s")))
+        self.assertEqual(addressKey(IPv4Address("TCP", "127.0.0.2", 5)), "127.0.0.2")
+        self.assertIsNone(addressKey(IPv4Address("TCP", "127.0.0.2", 5), False))
+        self.assertIsNone(addressKey(IPv6Address("TCP", "::1", 5), False))
+        self.assertIsNone(addressKey(IPv6Address("TCP", "::ffff:127.0.0.1", 5), False))
 
     def test_withBacklog(self) -> None:
         self.assertEqual(withBacklog("tcp:1", 5), "tcp:1:backlog=5")

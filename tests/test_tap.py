@@ -74,12 +74,12 @@ class OptionsTests(SynchronousTestCase):
             *("--connection-rate", "0.5", "--connection-burst", "3"),
             *("--line-timeout", "0.5", "--tls-handshake-timeout", "2"),
             *("--activity", "lines", "--log-rate", "7", "--log-payloads"),
-            *("--backlog", "9"),
+            *("--backlog", "9", "--limit-loopback"),
         )
         self.assertEqual(
             options.serverLimits,
             ServerLimits(
-                ConnectionLimits(10, 2, 0.5, 3, 0.5, 2),
+                ConnectionLimits(10, 2, 0.5, 3, 0.5, 2, limitLoopback=True),
                 "lines",
                 LogConfig(7, True),
                 9,

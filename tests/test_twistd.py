@@ -4,12 +4,18 @@ The seed's experiment against the real C{twistd -n heartbeat} process.
 
 from __future__ import annotations
 
+import os
+import socket
+import struct
+import tempfile
 from collections.abc import Generator
 from typing import Any
 
 from twisted.copyright import version as twistedVersion
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
+
+from heartbeat_twisted.server._limits import defaultBacklog
 
 from ._peers import connectPeer
 from ._twistd import ChildProcess, twistdArgv
@@ -110,3 +116,102 @@ class TwistdHeartbeatTests(TestCase):
             code = yield process.whenEnded()
             self.assertEqual(code, USAGE_EXIT, options)
             self.assertIn(message, "\n".join(process.lines), options)
+
+
+class StartupTests(TestCase):
+    """
+    Startup and environment errors end the server with one line naming the
+    option; SIGHUP does not end it; the first line states the settings.
+    """
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def assertOneLineExit(self, message: str, *options: str) -> Any:
+        process = ChildProcess(self, twistdArgv("heartbeat", *options))
+        code = yield process.whenEnded()
+        self.assertEqual(code, 1, options)
+        log = "\n".join(process.lines)
+        self.assertIn(message, log)
+        self.assertNotIn("Traceback", log)
+
+    @defer.inlineCallbacks
+    def test_portInUse(self) -> Generator[Any, Any, None]:
+        blocker = socket.socket()
+        self.addCleanup(blocker.close)
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        yield self.assertOneLineExit(
+            f"--port tcp:{port}:interface=127.0.0.1:backlog={defaultBacklog()}: "
+            "cannot listen: the address "
+            "is already in use",
+            "--port",
+            f"tcp:{port}:interface=127.0.0.1",
+        )
+
+    @defer.inlineCallbacks
+    def test_unixSocketInMissingDirectory(self) -> Generator[Any, Any, None]:
+        missing = os.path.join(tempfile.gettempdir(), f"hbt-missing-{os.getpid()}")
+        yield self.assertOneLineExit(
+            f"--port unix:{missing}/s:backlog={defaultBacklog()}: cannot listen: "
+            f"the directory {missing} "
+            "does not exist",
+            "--port",
+            f"unix:{missing}/s",
+        )
+
+    @defer.inlineCallbacks
+    def test_durationsBelowTenMilliseconds(self) -> Generator[Any, Any, None]:
+        yield self.assertOneLineExit(
+            "--check-interval must be at least 0.01 s (10 ms): 0.001",
+            "--check-interval",
+            "0.001",
+        )
+
+    @defer.inlineCallbacks
+    def test_settingsHangupAndUserTimeout(self) -> Generator[Any, Any, None]:
+        """
+        The startup line states the settings; a C{--user-timeout} under a
+        second is warned about; SIGHUP is logged and the server keeps
+        answering.
+        """
+        server = ChildProcess(
+            self,
+            twistdArgv(
+                "heartbeat",
+                *("--port", "tcp:0:interface=127.0.0.1", "--user-timeout", "30"),
+                *("--max-connections", "50", "--backlog", "64"),
+            ),
+        )
+        port = yield server.listeningPort()
+        yield server.waitFor(
+            r"heartbeat server: idle=5s .*activity=pings max-connections=50 "
+            r"max-connections-per-ip=1000 \(not loopback\) "
+            r"connection-rate=100/s burst=200 "
+            r"backlog=64 .* user-timeout=30ms"
+        )
+        yield server.waitFor(r"--user-timeout is in milliseconds: 30 ms")
+        yield server.waitFor(r"SIGHUP will be logged and ignored")
+        server.signal("HUP")
+        yield server.waitFor(r"SIGHUP received: ignored")
+        peer = yield connectPeer(port)
+        peer.send(b"ping\n")
+        yield peer.expect(b"pong\n")
+        self.assertTrue(server.running)
+
+    @defer.inlineCallbacks
+    def test_resetLoggedAsPeerReset(self) -> Generator[Any, Any, None]:
+        """
+        A client that resets its connection (RST) is logged as C{peer reset}.
+        """
+        server = ChildProcess(
+            self, twistdArgv("heartbeat", "--port", "tcp:0:interface=127.0.0.1")
+        )
+        port = yield server.listeningPort()
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.addCleanup(client.close)
+        yield server.waitFor(r"Client: Connect 1 from")
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        yield server.waitFor(r"close fd 1: peer reset")

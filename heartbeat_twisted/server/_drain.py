@@ -312,6 +312,11 @@ class MaxAge:
         closeGrace: float = 2.0,
     ) -> None:
         """
+        @param clock: Schedules the ages: the reactor if L{None}, or
+            anything with C{callLater} and C{seconds}, such as the factory's
+            L{IdleTracker<heartbeat_twisted.IdleTracker>} (its sweep keeps
+            the deadlines, at most C{checkInterval} late, with no reactor
+            timer per connection; C{twistd heartbeat} does that).
         @param random: Returns a float in C{[0, 1)}; tests pass
             C{lambda: 0.5} for no jitter.
         @param closeGrace: Seconds a connection closed for its age may take

@@ -86,6 +86,11 @@ LIMIT_FLAGS: list[list[Any]] = [
         None,
         "Log received payloads (at most 5 lines a second per connection).",
     ],
+    [
+        "limit-loopback",
+        None,
+        "Apply the per-address limits to loopback clients too.",
+    ],
 ]
 
 
@@ -159,6 +164,7 @@ class ServerLimits:
                 connectionBurst=_number(options, "connection-burst", int),
                 lineTimeout=_number(options, "line-timeout", float),
                 tlsHandshakeTimeout=_number(options, "tls-handshake-timeout", float),
+                limitLoopback=bool(options["limit-loopback"]),
             )
             logConfig = LogConfig(
                 _number(options, "log-rate", int), bool(options["log-payloads"])

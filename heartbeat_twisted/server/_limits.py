@@ -69,17 +69,22 @@ def withBacklog(endpoint: str, backlog: int) -> str:
     return f"{endpoint}:backlog={backlog}"
 
 
-def addressKey(address: Any) -> str | None:
+def addressKey(address: Any, loopback: bool = True) -> str | None:
     """
     What the per-address limits count a peer address under: its IPv4
     address; for IPv6 its /64 network (one subscriber's usual share; an
     IPv4-mapped address counts as the IPv4 one); L{None} for an address
     without a host (a UNIX socket), which no per-address limit applies to.
+
+    @param loopback: Whether loopback addresses (C{127.0.0.0/8}, C{::1})
+        are limited too; if not, their key is L{None}.
     """
     host = getattr(address, "host", None)
     if not isinstance(host, str):
         return None
     if ":" not in host:
+        if not loopback and host.startswith("127."):
+            return None
         return host
     try:
         parsed = ipaddress.IPv6Address(host.partition("%")[0])
@@ -87,7 +92,9 @@ def addressKey(address: Any) -> str | None:
         return host
     mapped = parsed.ipv4_mapped
     if mapped is not None:
-        return str(mapped)
+        return addressKey(type(address)("TCP", str(mapped), 0), loopback)
+    if not loopback and parsed.is_loopback:
+        return None
     return str(ipaddress.IPv6Network((parsed, 64), strict=False))
 
 
@@ -124,6 +131,10 @@ class ConnectionLimits:
         C{>= 0.01}.
     @ivar tlsHandshakeTimeout: Seconds a TLS client has to complete its
         handshake before the connection is closed; C{>= 0.01}.
+    @ivar limitLoopback: Whether the per-address limits apply to loopback
+        clients too.  Off by default: local clients are the operator's own
+        (a load balancer on the same host without the PROXY protocol, a
+        benchmark) and could exhaust the host anyway.
     """
 
     maxConnections: int
@@ -132,6 +143,7 @@ class ConnectionLimits:
     connectionBurst: int
     lineTimeout: float
     tlsHandshakeTimeout: float
+    limitLoopback: bool
 
     def __init__(
         self,
@@ -141,6 +153,7 @@ class ConnectionLimits:
         connectionBurst: int = 200,
         lineTimeout: float = 5.0,
         tlsHandshakeTimeout: float = 10.0,
+        limitLoopback: bool = False,
     ) -> None:
         if maxConnections is None:
             maxConnections = defaultMaxConnections()
@@ -151,6 +164,7 @@ class ConnectionLimits:
             _whole("connectionBurst", connectionBurst, 1, None),
             _duration("lineTimeout", lineTimeout),
             _duration("tlsHandshakeTimeout", tlsHandshakeTimeout),
+            bool(limitLoopback),
         )
 
 

@@ -38,7 +38,7 @@ def optionError(error: ValueError, options: dict[str, str]) -> usage.UsageError:
     return usage.UsageError(message)
 
 
-def _seconds(name: str, value: str | None) -> float | None:
+def _seconds(name: str, value: str | None, timer: bool = True) -> float | None:
     if value is None:
         return None
     try:
@@ -47,7 +47,8 @@ def _seconds(name: str, value: str | None) -> float | None:
         raise usage.UsageError(
             f"--{name} must be a number of seconds: {value!r}"
         ) from None
-    if 0 < seconds < 0.01:
+    # A timer under 10 ms is a mistake (milliseconds given as seconds?).
+    if timer and 0 < seconds < 0.01:
         raise usage.UsageError(f"--{name} must be at least 0.01 s (10 ms): {value}")
     return seconds
 
@@ -117,7 +118,7 @@ def _pingServerConfig(options: Options) -> PingServerConfig:
             f"--ping-rate must be a number: {options['ping-rate']!r}"
         ) from None
     burst = _whole("ping-burst", options["ping-burst"])
-    interval = _seconds("min-ping-interval", options["min-ping-interval"])
+    interval = _seconds("min-ping-interval", options["min-ping-interval"], timer=False)
     strikes = options["max-ping-strikes"]
     if interval is not None or strikes is not None:
         sys.stderr.write(

@@ -158,7 +158,7 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
         self._clock = clock = factory.clock
         self._responder = factory.pingCounters
         peer = transport.getPeer()
-        self._key = key = addressKey(peer)
+        self._key = key = addressKey(peer, factory.limits.limitLoopback)
         refused = factory.gate.admit(key, clock.seconds())
         if refused is not None:
             factory.logRefusal(peer, refused)
@@ -313,6 +313,7 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
         limits: ConnectionLimits | None = None,
         activity: str = "pings",
         logConfig: LogConfig | None = None,
+        backlog: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -333,6 +334,7 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
         self.logBudget = LogBudget(self.logConfig.linesPerSecond, self.clock)
         if self.logConfig.logPayloads and self.protocol is ServerProtocol:
             self.protocol = PayloadLoggingProtocol
+        self.backlog = backlog
         self.opened = 0
         self.live = 0
         self.closed: Counter[str] = Counter()
@@ -370,6 +372,61 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
         """
         self.live -= 1
         self.closed[reason] += 1
+
+    def startFactory(self) -> None:
+        """
+        The first port is listening: log the effective settings in one
+        line, and warn about a C{--user-timeout} that looks like seconds.
+        """
+        self._log.info("heartbeat server: {settings}", settings=self.settings())
+        keepAlive = self.keepAliveConfig
+        userTimeout = keepAlive.userTimeout if keepAlive is not None else None
+        if userTimeout is not None and userTimeout < 1000:
+            self._log.warn(
+                "--user-timeout is in milliseconds: {value} ms is under a "
+                "second (seconds given by mistake?)",
+                value=userTimeout,
+            )
+
+    def settings(self) -> str:
+        """
+        The effective settings, as the startup line states them.
+        """
+        limits = self.limits
+        config = self.pingServerConfig or PingServerConfig()
+        heartbeat = self.heartbeatConfig
+        keepAlive = self.keepAliveConfig
+        parts = [
+            f"idle={heartbeat.idle:g}s check-interval={heartbeat.checkInterval:g}s"
+            if heartbeat is not None
+            else "idle=off",
+            f"activity={self.activity}",
+            f"max-connections={limits.maxConnections or 'off'}",
+            f"max-connections-per-ip={limits.maxConnectionsPerAddress or 'off'}"
+            + ("" if limits.limitLoopback else " (not loopback)"),
+            f"connection-rate={limits.connectionRate:g}/s"
+            f" burst={limits.connectionBurst}"
+            if limits.connectionRate
+            else "connection-rate=off",
+            f"backlog={self.backlog if self.backlog is not None else 'endpoint'}",
+            f"line-timeout={limits.lineTimeout:g}s",
+            f"tls-handshake-timeout={limits.tlsHandshakeTimeout:g}s",
+            f"max-line-length={config.maxLineLength}",
+            f"ping-rate={config.pingRate:g}/s burst={config.pingBurst}"
+            if config.pingRate
+            else "ping-rate=off",
+            f"log-rate={self.logConfig.linesPerSecond}/s",
+            f"log-payloads={'on' if self.logConfig.logPayloads else 'off'}",
+            "keepalive=off"
+            if keepAlive is None
+            else f"keepalive={keepAlive.idle}/{keepAlive.interval}/{keepAlive.count}"
+            + (
+                f" user-timeout={keepAlive.userTimeout}ms"
+                if keepAlive.userTimeout is not None
+                else ""
+            ),
+        ]
+        return " ".join(parts)
 
     def stopFactory(self) -> None:
         """

@@ -30,6 +30,7 @@ from ._metrics import ReactorLag, Sample, ServerMetrics, metricsSite
 from ._options import Options
 from ._protocol import ServerFactory, ServerProtocol, fileHealthCheck
 from ._reuseport import parseListenAddress, reusePortSocket
+from ._startup import HangupService, describeListenError
 from ._workers import WorkerSupervisor, becomeWorker, supervisorLogfile, workerArgv
 
 __all__ = ["HeartbeatService", "OperatedFactory", "makeService"]
@@ -189,17 +190,24 @@ class HeartbeatService(MultiService):
         if reactor is None:
             from twisted.internet import reactor
         for description in self.endpoints:
-            if self._reusePort:
-                self._listened(self._reuse(reactor, description), description)
-                continue
-            endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
-            failures: list[Failure] = []
-            d = endpoint.listen(self.factory)
-            d.addCallback(self._listened, description)
-            d.addErrback(failures.append)
-            if failures:
-                # Fail twistd's start, as strports.service does.
-                failures[0].raiseException()
+            try:
+                self._listenOn(reactor, description)
+            except Exception as e:
+                # One line naming the option, not a traceback (hardening).
+                raise SystemExit(describeListenError(description, e)) from None
+
+    def _listenOn(self, reactor: Any, description: str) -> None:
+        if self._reusePort:
+            self._listened(self._reuse(reactor, description), description)
+            return
+        endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+        failures: list[Failure] = []
+        d = endpoint.listen(self.factory)
+        d.addCallback(self._listened, description)
+        d.addErrback(failures.append)
+        if failures:
+            # Fail twistd's start, as strports.service does.
+            failures[0].raiseException()
 
     def _reuse(self, reactor: Any, description: str) -> IListeningPort:
         """
@@ -302,13 +310,6 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     )
     connections = ConnectionSet()
     drainer = Drainer(options.drainConfig, connections, responder, clock=clock)
-    maxAge = None
-    if options.maxAgeConfig is not None:
-        maxAge = MaxAge(
-            options.maxAgeConfig,
-            clock,
-            closeGrace=options.heartbeatConfig.closeGrace,
-        )
     limits = options.serverLimits
     factory = OperatedFactory(
         heartbeatConfig=options.heartbeatConfig,
@@ -316,12 +317,20 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         keepAliveConfig=options.keepAliveConfig,
         pingResponder=responder,
         connections=connections,
-        maxAge=maxAge,
         limits=limits.limits,
         activity=limits.activity,
         logConfig=limits.logConfig,
+        backlog=limits.backlog,
     )
     factory.writeSettings = options.writeSettings
+    if options.maxAgeConfig is not None:
+        # Ages are per-connection deadlines: the idle sweep keeps them (one
+        # list append each) instead of one reactor timer per connection.
+        factory.maxAge = MaxAge(
+            options.maxAgeConfig,
+            factory.heartbeatTracker,  # type: ignore[arg-type]
+            closeGrace=options.heartbeatConfig.closeGrace,
+        )
     lag = ReactorLag(clock=clock)
     metrics = ServerMetrics(
         factory, options.worker, lag, _extraSamples(drainer, factory)
@@ -337,6 +346,8 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         metrics=metrics,
         reusePort=options["reuse-port"],
     )
+    if reactor is None:
+        HangupService().setServiceParent(service)  # type: ignore[no-untyped-call]
     if options.metricsEndpoint is not None:
         site = metricsSite(metrics)
         kwargs: dict[str, Any] = {} if reactor is None else {"reactor": reactor}

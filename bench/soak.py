@@ -1,0 +1,390 @@
+"""
+The attacks of tests/test_hostile.py at full size against a real
+C{twistd heartbeat}, with well-behaved clients pinging throughout.
+
+Each attack runs in client processes of its own (raw non-blocking sockets,
+one selector loop each), from loopback source addresses of its own; the
+server runs with C{--limit-loopback} so the per-address limits apply:
+
+- flood: C{--flood} connections (default 20,000) over 4 processes and 20
+  source addresses, each sending a blank line every 2 s;
+- unread: one client pings as fast as it can and never reads, until it is
+  closed or has sent C{--unread-mb} MB (50) (the server runs with
+  C{--ping-rate 0}: no flood limit, as in the issue);
+- long line: 1 MB in 100-byte pieces, again and again;
+- slowloris: 200 connections sending one byte every 0.5 s;
+- good: 50 clients pinging every second, each pong's latency recorded.
+
+Recorded: the server's descriptors and RSS before, at most and after,
+its log's growth, and the good clients' latency percentiles and losses.
+
+    python bench/soak.py                 # about a minute
+    python bench/soak.py --minutes 10    # the long run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from _common import machineLines, positiveFloat, positiveInt, table
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def connect(source: str, port: int) -> socket.socket | None:
+    sock = socket.socket()
+    sock.setblocking(False)
+    try:
+        sock.bind((source, 0))
+        sock.connect_ex(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def runGood(port: int, count: int, seconds: float) -> dict[str, Any]:
+    selector = selectors.DefaultSelector()
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), 10, ("127.0.0.3", 0))
+        sock.setblocking(False)
+        socks.append(sock)
+        selector.register(sock, selectors.EVENT_READ)
+    sentAt: dict[socket.socket, float] = {}
+    latencies: list[float] = []
+    lost = 0
+    end = time.monotonic() + seconds
+    nextPing = {s: time.monotonic() + i / count for i, s in enumerate(socks)}
+    while time.monotonic() < end and socks:
+        now = time.monotonic()
+        for sock in socks:
+            if now >= nextPing[sock] and sock not in sentAt:
+                sock.send(b"ping\n")
+                sentAt[sock] = now
+                nextPing[sock] = now + 1.0
+        for key, _ in selector.select(0.01):
+            sock = key.fileobj  # type: ignore[assignment]
+            data = sock.recv(4096)
+            if not data:
+                lost += 1
+                selector.unregister(sock)
+                socks.remove(sock)
+                continue
+            if b"pong" in data and sock in sentAt:
+                latencies.append(time.monotonic() - sentAt.pop(sock))
+    # Late pongs count at what they have waited so far.
+    latencies += [time.monotonic() - t for t in sentAt.values()]
+    return {"latencies": latencies, "lost": lost, "clients": count}
+
+
+def runFlood(
+    port: int, count: int, sources: list[str], seconds: float
+) -> dict[str, Any]:
+    selector = selectors.DefaultSelector()
+    open_: set[socket.socket] = set()
+    failed = closed = 0
+    end = time.monotonic() + seconds
+    made = 0
+    nextTrickle = time.monotonic() + 2
+    while time.monotonic() < end:
+        while made < count and len(open_) < count:
+            sock = connect(sources[made % len(sources)], port)
+            made += 1
+            if sock is None:
+                failed += 1
+                continue
+            open_.add(sock)
+            selector.register(sock, selectors.EVENT_READ)
+            if made % 500 == 0:
+                break
+        if time.monotonic() >= nextTrickle:
+            nextTrickle = time.monotonic() + 2
+            for sock in list(open_):
+                try:
+                    sock.send(b"\n")
+                except OSError:
+                    pass
+        for key, _ in selector.select(0.05):
+            sock = key.fileobj  # type: ignore[assignment]
+            try:
+                data = sock.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                closed += 1
+                selector.unregister(sock)
+                open_.discard(sock)
+                sock.close()
+    return {
+        "attempted": made,
+        "closedByServer": closed,
+        "failed": failed,
+        "stillOpen": len(open_),
+    }
+
+
+def runUnread(port: int, megabytes: int, seconds: float) -> dict[str, Any]:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.bind(("127.0.2.1", 0))
+    sock.connect(("127.0.0.1", port))
+    sock.settimeout(1)
+    chunk = b"ping\n" * 20000
+    sent = 0
+    start = time.monotonic()
+    closedAfter = None
+    while sent < megabytes * 1_000_000 and time.monotonic() - start < seconds:
+        try:
+            sent += sock.send(chunk)
+        except TimeoutError:
+            continue
+        except OSError:
+            closedAfter = time.monotonic() - start
+            break
+    return {"sent": sent, "closedAfter": closedAfter}
+
+
+def runLongLine(port: int, seconds: float) -> dict[str, Any]:
+    rounds = rejected = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sock = socket.create_connection(("127.0.0.1", port), 10, ("127.0.2.2", 0))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        rounds += 1
+        try:
+            for _ in range(10000):
+                sock.send(b"z" * 100)
+        except OSError:
+            pass
+        sock.settimeout(5)
+        try:
+            if b"line_too_long" in sock.recv(4096):
+                rejected += 1
+        except OSError:
+            pass
+        sock.close()
+    return {"lines": rounds, "rejected": rejected}
+
+
+def runSlowloris(port: int, count: int, seconds: float) -> dict[str, Any]:
+    socks = [connect("127.0.2.3", port) for _ in range(count)]
+    alive = [s for s in socks if s is not None]
+    closed = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and alive:
+        for sock in list(alive):
+            try:
+                sock.send(b"x")
+            except OSError:
+                closed += 1
+                alive.remove(sock)
+        time.sleep(0.5)
+    return {"connections": count, "closedByServer": closed}
+
+
+def serverFigures(pid: int) -> tuple[int, int]:
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    with open(f"/proc/{pid}/status") as f:
+        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+    return fds, rss
+
+
+def logKinds(path: str) -> dict[str, int]:
+    """
+    The log's lines by kind (their text with numbers and addresses blanked).
+    """
+    import collections
+    import re
+
+    kinds: collections.Counter[str] = collections.Counter()
+    with open(path, errors="replace") as f:
+        for line in f:
+            text = line.split("] ", 1)[-1]
+            kinds[re.sub(r"[\d.:\[\]]+", "N", text)[:60].strip()] += 1
+    return dict(kinds.most_common(8))
+
+
+def role(args: argparse.Namespace) -> None:
+    seconds = args.seconds
+    if args.role == "good":
+        result = runGood(args.port, args.count, seconds)
+    elif args.role == "flood":
+        result = runFlood(args.port, args.count, args.sources.split(","), seconds)
+    elif args.role == "unread":
+        result = runUnread(args.port, args.count, seconds)
+    elif args.role == "longline":
+        result = runLongLine(args.port, seconds)
+    else:
+        result = runSlowloris(args.port, args.count, seconds)
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--minutes", type=positiveFloat, default=1.0)
+    parser.add_argument("--flood", type=positiveInt, default=20000)
+    parser.add_argument("--unread-mb", type=positiveInt, default=50)
+    parser.add_argument("--good", type=positiveInt, default=50)
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=7.0,
+        help="seconds to wait after the run before the 'after' figures",
+    )
+    parser.add_argument("--role", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sources", help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role:
+        role(args)
+        return
+    for line in machineLines():
+        print(line)
+    seconds = args.minutes * 60
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "twistd.log")
+        port = socket.socket()
+        port.bind(("127.0.0.1", 0))
+        number = port.getsockname()[1]
+        port.close()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from twisted.scripts.twistd import run; run()",
+                "-n",
+                "--pidfile=",
+                f"--logfile={log}",
+                "heartbeat",
+                "--port",
+                f"tcp:{number}:interface=127.0.0.1",
+                "--limit-loopback",
+                "--ping-rate",
+                "0",
+            ]
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", number), 1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            time.sleep(0.5)
+            before = serverFigures(server.pid)
+            logBefore = os.path.getsize(log)
+
+            def spawn(name: str, count: int, extra: list[str] = ()) -> Any:  # type: ignore[assignment]
+                return subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--role",
+                        name,
+                        "--port",
+                        str(number),
+                        "--count",
+                        str(count),
+                        "--seconds",
+                        str(seconds),
+                        *extra,
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+
+            good = spawn("good", args.good)
+            time.sleep(1)
+            per = args.flood // 4
+            attackers = {
+                f"flood {n}": spawn(
+                    "flood",
+                    per,
+                    [
+                        "--sources",
+                        ",".join(f"127.0.1.{5 * n + k + 1}" for k in range(5)),
+                    ],
+                )
+                for n in range(4)
+            }
+            attackers["unread"] = spawn("unread", args.unread_mb)
+            attackers["long line"] = spawn("longline", 0)
+            attackers["slowloris"] = spawn("slowloris", 200)
+            peak = before
+            while good.poll() is None:
+                fds, rss = serverFigures(server.pid)
+                peak = (max(peak[0], fds), max(peak[1], rss))
+                time.sleep(1)
+            results = {
+                name: json.loads(p.communicate()[0]) for name, p in attackers.items()
+            }
+            goodResult = json.loads(good.communicate()[0])
+            time.sleep(args.settle)  # past --idle: the flood's leftovers close
+            after = serverFigures(server.pid)
+            logAfter = os.path.getsize(log)
+            kinds = logKinds(log)
+        finally:
+            server.terminate()
+            server.wait(30)
+    latencies = sorted(goodResult["latencies"])
+
+    def pct(p: float) -> str:
+        return (
+            f"{latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000:.1f}"
+        )
+
+    print(
+        f"\nsoak: {args.minutes:g} min, flood {args.flood}, unread {args.unread_mb} MB"
+    )
+    print(
+        table(
+            ["figure", "before", "peak", "after"],
+            [
+                ["server descriptors", str(before[0]), str(peak[0]), str(after[0])],
+                [
+                    "server RSS (MB)",
+                    f"{before[1] / 1024:.1f}",
+                    f"{peak[1] / 1024:.1f}",
+                    f"{after[1] / 1024:.1f}",
+                ],
+                ["log (KB)", f"{logBefore / 1024:.1f}", "", f"{logAfter / 1024:.1f}"],
+            ],
+        )
+    )
+    print(
+        table(
+            ["good clients", "pongs", "p50 ms", "p99 ms", "max ms", "lost"],
+            [
+                [
+                    str(goodResult["clients"]),
+                    str(len(latencies)),
+                    pct(0.5),
+                    pct(0.99),
+                    pct(1.0),
+                    str(goodResult["lost"]),
+                ]
+            ],
+        )
+    )
+    for name, result in results.items():
+        print(f"{name}: {json.dumps(result)}")
+    print("log lines by kind:", json.dumps(kinds))
+
+
+if __name__ == "__main__":
+    main()
