@@ -127,10 +127,10 @@ class StartupTests(TestCase):
     timeout = 60
 
     @defer.inlineCallbacks
-    def assertOneLineExit(self, message: str, *options: str) -> Any:
+    def assertOneLineExit(self, message: str, *options: str, status: int = 1) -> Any:
         process = ChildProcess(self, twistdArgv("heartbeat", *options))
         code = yield process.whenEnded()
-        self.assertEqual(code, 1, options)
+        self.assertEqual(code, status, options)
         log = "\n".join(process.lines)
         self.assertIn(message, log)
         self.assertNotIn("Traceback", log)
@@ -167,6 +167,7 @@ class StartupTests(TestCase):
             "--check-interval must be at least 0.01 s (10 ms): 0.001",
             "--check-interval",
             "0.001",
+            status=USAGE_EXIT,
         )
 
     @defer.inlineCallbacks
