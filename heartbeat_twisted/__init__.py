@@ -12,7 +12,7 @@ for all of them):
   - L{HeartbeatConfig}: its settings.
 
 OS TCP keepalive: L{enableKeepAlive}, L{KeepAliveConfig},
-L{KeepAliveResult}, L{KeepAliveTimedOut}.
+L{KeepAliveResult}, L{KeepAliveTimedOut}, L{PeerReset}.
 
 Sending at once instead of on the next reactor turn: L{EagerWriteMixin}.
 
@@ -23,7 +23,7 @@ own tests in L{heartbeat_twisted.testing}.
 from typing import Any
 
 from ._config import HeartbeatConfig, KeepAliveConfig
-from ._keepalive import KeepAliveResult, KeepAliveTimedOut, enableKeepAlive
+from ._keepalive import KeepAliveResult, KeepAliveTimedOut, PeerReset, enableKeepAlive
 from ._mixins import HeartbeatFactoryMixin, HeartbeatMixin
 from ._timeout import TimeoutMixin
 from ._tracker import IdleTracker
@@ -42,6 +42,7 @@ __all__ = [
     "KeepAliveConfig",
     "KeepAliveResult",
     "KeepAliveTimedOut",
+    "PeerReset",
     "TimeoutMixin",
     "__version__",
     "enableKeepAlive",

@@ -6,6 +6,7 @@ then C{abortConnection} if it is still open after a grace.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from twisted.internet.interfaces import IReactorTime
@@ -80,21 +81,27 @@ def closeGracefully(
         return False
     call: Any = None
     if getattr(transport, "abortConnection", None) is not None:
-
-        def abort() -> None:
-            setattr(owner, _CLOSING, False)
-            _log.warn(
-                "aborting {peer}: still open {grace} s after a close ({reason})",
-                peer=peerText(transport),
-                grace=grace,
-                reason=reason,
-            )
-            transport.abortConnection()
-
-        call = clock.callLater(grace, abort)
+        # One partial, not a closure and its cells, per close when thousands
+        # close at once; a bare (delay, func) scheduler, such as
+        # TimeoutMixin.callLater, takes it too.
+        call = clock.callLater(grace, partial(_abort, owner, transport, grace, reason))
     setattr(owner, _CLOSING, call if call is not None else False)
     transport.loseConnection()
     return True
+
+
+def _abort(owner: object, transport: Any, grace: float, reason: str) -> None:
+    """
+    The grace of L{closeGracefully} is over and the connection still open.
+    """
+    setattr(owner, _CLOSING, False)
+    _log.warn(
+        "aborting {peer}: still open {grace} s after a close ({reason})",
+        peer=peerText(transport),
+        grace=grace,
+        reason=reason,
+    )
+    transport.abortConnection()
 
 
 def abortNow(owner: object, transport: Any) -> None:

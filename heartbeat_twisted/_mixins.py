@@ -93,7 +93,8 @@ class HeartbeatMixin:
     The connection is tracked from C{makeConnection} to C{connectionLost}.
     Every received chunk counts as activity, also when a subclass overrides
     C{dataReceived} without calling up (the mixin hooks the methods each
-    subclass defines, at class creation); written bytes count too when
+    subclass defines, at class creation); bytes that leave the process
+    (not C{write()} calls) count too when
     C{HeartbeatConfig.countOutbound} is set.  L{setIdle} changes this
     connection's idle time.
 

@@ -11,142 +11,25 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from ._config import HeartbeatConfig
+from ._entries import _UNFILED, Deadline, IdleEntry, Idler, checkIdle
 from ._time import StallGuard, decisionSeconds, resolveClock
 
-__all__ = ["Deadline", "IdleEntry", "IdleTracker", "Idler", "sharedTracker"]
-
-#: C{IdleEntry.key} of an entry that is filed nowhere: its idle is off.
-_UNFILED = -1
-#: C{IdleEntry.key} of an entry the sweep found due, waiting for its turn.
-_DUE = -2
-
-
-class Idler(Protocol):
-    """
-    What an L{IdleTracker} tracks: anything that can be told it timed out.
-    """
-
-    def heartbeatTimedOut(self) -> None:
-        """
-        Nothing was received for C{idle} seconds.
-        """
-
-
-def checkIdle(idle: float | None) -> float | None:
-    """
-    Check a per-connection idle: L{None} (the tracker's), C{0} (never) or a
-    finite number of seconds C{> 0}.
-
-    @raise ValueError: Naming C{idle}, the bound and the value.
-    """
-    if idle is None:
-        return None
-    if isinstance(idle, bool) or not isinstance(idle, int | float):
-        raise ValueError(f"'idle' must be a number of seconds or None: {idle!r}")
-    if not (math.isfinite(idle) and idle >= 0):
-        raise ValueError(f"'idle' must be >= 0 and finite (0: never): {idle!r}")
-    return float(idle)
-
-
-class IdleEntry:
-    """
-    One tracked connection: its owner, the time of its last activity and
-    its idle time.
-
-    The tracker keeps entries in deadline buckets and re-files them lazily;
-    recording activity is just C{entry.last = now}.
-
-    @ivar owner: The tracked object, or L{None} once it is no longer tracked.
-    @ivar last: The tracker's C{seconds()} at the last activity.
-    @ivar idle: Seconds of silence after which it times out; C{0}: never.
-    @ivar key: The sweep it is filed under (the tracker's business).
-    """
-
-    __slots__ = ("idle", "key", "last", "owner")
-
-    def __init__(self, owner: Idler, last: float, idle: float = 0.0) -> None:
-        self.owner: Idler | None = owner
-        self.last = last
-        self.idle = idle
-        self.key = _UNFILED
-
-    def __repr__(self) -> str:
-        return f"<IdleEntry owner={self.owner!r} last={self.last!r} idle={self.idle!r}>"
-
-
-@implementer(IDelayedCall)
-class Deadline:
-    """
-    A call kept by an L{IdleTracker}'s sweep instead of the reactor: it runs
-    at the first sweep at or after its time, so never early and at most
-    C{checkInterval} late, and costs a list append instead of a reactor
-    timer.  Make one with L{IdleTracker.callLater} or L{IdleTracker.callAt}.
-    """
-
-    __slots__ = ("_tracker", "args", "called", "cancelled", "func", "key", "kw", "time")
-
-    def __init__(
-        self,
-        tracker: IdleTracker,
-        when: float,
-        func: Callable[..., object],
-        args: tuple[object, ...],
-        kw: dict[str, object],
-    ) -> None:
-        self._tracker = tracker
-        self.time = when
-        self.func = func
-        self.args = args
-        self.kw = kw
-        self.key = _UNFILED
-        self.called = False
-        self.cancelled = False
-
-    def getTime(self) -> float:
-        """
-        When it is due, on the tracker's C{seconds()}.
-        """
-        return self.time
-
-    def active(self) -> bool:
-        """
-        Neither called nor cancelled yet.
-        """
-        return not (self.called or self.cancelled)
-
-    def cancel(self) -> None:
-        """
-        Do not call it.  Idempotent (unlike a reactor's C{DelayedCall}, a
-        finished deadline is not an error: a close races its own abort).
-        """
-        if self.active():
-            self.cancelled = True
-            self._tracker._forget()
-
-    def reset(self, secondsFromNow: float) -> None:
-        """
-        Make it due C{secondsFromNow} from now.
-        """
-        if self.active():
-            self.time = self._tracker.seconds() + secondsFromNow
-            self._tracker._fileCall(self)
-
-    def delay(self, secondsLater: float) -> None:
-        """
-        Make it due C{secondsLater} later than it was.
-        """
-        if self.active():
-            self.time += secondsLater
-            self._tracker._fileCall(self)
+__all__ = [
+    "Deadline",
+    "IdleEntry",
+    "IdleTracker",
+    "Idler",
+    "checkIdle",
+    "sharedTracker",
+]
 
 
 class IdleTracker:
@@ -188,9 +71,11 @@ class IdleTracker:
 
     _log = Logger()
     #: Time-outs handed out per reactor turn, at most.
-    maxPerTurn = 500
-    #: Seconds of time-outs per reactor turn, about.
-    turnBudget = 0.005
+    maxPerTurn = 200
+    #: Seconds of time-outs per reactor turn, about: the closes they start
+    #: cost the reactor about as much again when they complete (in the
+    #: turn's I/O phase), so a turn stays well under 20 ms.
+    turnBudget = 0.004
 
     def __init__(
         self,
@@ -215,8 +100,10 @@ class IdleTracker:
         self._keys: list[int] = []
         self._callBuckets: dict[int, list[Deadline]] = {}
         self._callKeys: list[int] = []
-        self._due: deque[IdleEntry] = deque()
-        self._dueCalls: deque[Deadline] = deque()
+        # Due buckets, taken by a sweep and worked through within each
+        # turn's budget: [key, bucket, position].
+        self._pending: deque[list[Any]] = deque()
+        self._pendingCalls: deque[list[Any]] = deque()
         self._start = 0.0
         self._current = 0
         self._count = 0
@@ -293,15 +180,13 @@ class IdleTracker:
             return
         entry.idle = self._idle if checked is None else checked
         if not entry.idle:
-            if entry.key != _DUE:
-                entry.key = _UNFILED
+            entry.key = _UNFILED
             return
-        if entry.key == _DUE:
-            return  # decided in its turn, on the new idle
         deadline = entry.last + entry.idle
         if entry.key == _UNFILED or self._keyFor(deadline) < entry.key:
             # Sooner than it is filed: file it again (the old copy is
-            # skipped, its key no longer matches); later is re-filed lazily.
+            # skipped, its key no longer matches); later is re-filed lazily,
+            # and one in a bucket the sweep has taken is decided there.
             self._file(entry, deadline)
 
     def untrack(self, entry: IdleEntry) -> None:
@@ -341,7 +226,7 @@ class IdleTracker:
         self._wake(now)
         call = Deadline(self, when, func, args, kw)
         self._calls += 1
-        self._fileCall(call)
+        self.fileDeadline(call)
         return call
 
     # Filing
@@ -362,7 +247,11 @@ class IdleTracker:
             heapq.heappush(self._keys, key)
         bucket.append(entry)
 
-    def _fileCall(self, call: Deadline) -> None:
+    def fileDeadline(self, call: Deadline) -> None:
+        """
+        File C{call} under the first sweep at or after its time (a
+        L{Deadline} calls this when it is made or moved).
+        """
         key = call.key = self._keyFor(call.time)
         bucket = self._callBuckets.get(key)
         if bucket is None:
@@ -370,9 +259,9 @@ class IdleTracker:
             heapq.heappush(self._callKeys, key)
         bucket.append(call)
 
-    def _forget(self) -> None:
+    def deadlineCancelled(self) -> None:
         """
-        A deadline was cancelled.
+        A L{Deadline} of this tracker was cancelled: count it out.
         """
         self._calls -= 1
         self._sleepIfDone()
@@ -415,14 +304,15 @@ class IdleTracker:
         self._keys.clear()
         self._callBuckets.clear()
         self._callKeys.clear()
-        self._due.clear()
-        self._dueCalls.clear()
+        self._pending.clear()
+        self._pendingCalls.clear()
 
     def _tick(self) -> None:
         """
-        One sweep: take the buckets that are due, re-file what saw activity,
-        queue what is due, and hand it out now, or next turn if this sweep
-        ran late (the reactor stalled) or a follow-up turn is pending.
+        One sweep: take the buckets that are due, then work through them
+        (re-file what saw activity, time out what is due) now, or next turn
+        if this sweep ran late (the reactor stalled) or a follow-up turn is
+        pending.
         """
         guard = self._guard
         assert guard is not None
@@ -438,62 +328,30 @@ class IdleTracker:
             self._handOut()
 
     def _collect(self, now: float) -> None:
-        start = self._start
-        interval = self._interval
+        """
+        Take the buckets of every sweep up to this one; cheap (one step per
+        bucket): their entries are looked at by L{_handOut}.
+        """
         # Which sweep this is; the tolerance absorbs float error in the
         # schedule (an entry visited a hair early is simply re-filed).
-        current = math.floor((now - start) / interval + 1e-9)
+        current = math.floor((now - self._start) / self._interval + 1e-9)
         if current <= self._current:
             current = self._current
         self._current = current
         keys = self._keys
-        buckets = self._buckets
-        due = self._due
-        ceil = math.ceil
-        visited = 0
         while keys and keys[0] <= current:
             key = heapq.heappop(keys)
-            bucket = buckets.pop(key)
-            visited += len(bucket)
-            for entry in bucket:
-                if entry.owner is None or entry.key != key:
-                    continue  # untracked, or filed again elsewhere
-                idle = entry.idle
-                deadline = entry.last + idle
-                if deadline <= now:
-                    entry.key = _DUE
-                    due.append(entry)
-                    continue
-                # Lazy re-arm: activity since filing; file under the sweep
-                # at or after the new deadline (_file inlined: hot loop).
-                later = ceil((deadline - start) / interval)
-                if later <= current:
-                    later = current + 1
-                entry.key = later
-                laterBucket = buckets.get(later)
-                if laterBucket is None:
-                    laterBucket = buckets[later] = []
-                    heapq.heappush(keys, later)
-                laterBucket.append(entry)
+            self._pending.append([key, self._buckets.pop(key), 0])
         callKeys = self._callKeys
         while callKeys and callKeys[0] <= current:
             key = heapq.heappop(callKeys)
-            for call in self._callBuckets.pop(key):
-                if call.key != key or not call.active():
-                    continue
-                if call.time <= now:
-                    call.key = _DUE
-                    self._dueCalls.append(call)
-                else:
-                    self._fileCall(call)
+            self._pendingCalls.append([key, self._callBuckets.pop(key), 0])
         self.ticks += 1
-        self.visited += visited
-        self.lastVisited = visited
+        self.lastVisited = 0
 
     def _nextTurn(self) -> None:
         """
-        Hand out the rest in the reactor's next turn, after its next I/O
-        poll.
+        Go on in the reactor's next turn, after its next I/O poll.
         """
         assert self._guard is not None
         self._guard.expect(0)
@@ -514,53 +372,102 @@ class IdleTracker:
 
     def _handOut(self) -> None:
         """
-        Run the due deadlines and time out the due entries (each checked
-        again: it may have seen activity since it was found due), within
-        this turn's budget; queue a follow-up turn for the rest.
+        Work through the taken buckets, within this turn's budget: run the
+        due deadlines, re-file entries that saw activity, time out the
+        silent ones (on this turn's time: each may have seen activity since
+        its bucket was taken); queue a follow-up turn for the rest.
         """
         now = self.seconds()
         began = time.perf_counter()
-        budget = self.maxPerTurn
-        calls = self._dueCalls
-        due = self._due
-        done = 0
-        while calls and done < budget:
-            call = calls.popleft()
-            if call.key != _DUE or not call.active():
-                continue
-            call.called = True
-            self._calls -= 1
-            done += 1
-            try:
-                call.func(*call.args, **call.kw)
-            except Exception:
-                self._log.failure("deadline {call!r} failed", call=call.func)
-        while due and done < budget:
-            entry = due.popleft()
-            owner = entry.owner
-            if owner is None or entry.key != _DUE:
-                continue  # untracked, or its idle changed meanwhile
-            if not entry.idle:
-                entry.key = _UNFILED
-                continue
-            deadline = entry.last + entry.idle
-            if deadline > now:
-                self._file(entry, deadline)
-                continue
-            done += 1
-            self.timedOut += 1
-            self._batch += 1
-            try:
-                owner.heartbeatTimedOut()
-            except Exception:
-                self._log.failure("heartbeatTimedOut of {owner!r} failed", owner=owner)
-            if entry.owner is not None and entry.key == _DUE:
-                # It stays open: count its silence afresh.
-                entry.last = now
-                self._file(entry, now + entry.idle)
-            if not done % 32 and time.perf_counter() - began > self.turnBudget:
-                break
-        if (calls or due) and self._loop is not None:
+        budget = self.turnBudget
+        limit = self.maxPerTurn
+        start = self._start
+        interval = self._interval
+        current = self._current
+        buckets = self._buckets
+        keys = self._keys
+        ceil = math.ceil
+        clock = time.perf_counter
+        done = visited = 0
+        exhausted = False
+        calls = self._pendingCalls
+        while calls and not exhausted:
+            cursor = calls[0]
+            key, bucket, position = cursor
+            while position < len(bucket):
+                call = bucket[position]
+                position += 1
+                if call.key != key or not call.active():
+                    continue
+                if call.time > now:
+                    self.fileDeadline(call)
+                    continue
+                call.called = True
+                self._calls -= 1
+                done += 1
+                try:
+                    if call.kw:
+                        call.func(*call.args, **call.kw)
+                    else:
+                        call.func(*call.args)
+                except Exception:
+                    self._log.failure("deadline {call!r} failed", call=call.func)
+                if done >= limit or (not done % 32 and clock() - began > budget):
+                    exhausted = True
+                    break
+            cursor[2] = position
+            if position >= len(bucket) and calls and calls[0] is cursor:
+                calls.popleft()
+        pending = self._pending
+        while pending and not exhausted:
+            cursor = pending[0]
+            key, bucket, position = cursor
+            while position < len(bucket):
+                entry = bucket[position]
+                position += 1
+                visited += 1
+                owner = entry.owner
+                if owner is None or entry.key != key:
+                    continue  # untracked, or filed again elsewhere
+                deadline = entry.last + entry.idle
+                if deadline > now:
+                    # Lazy re-arm: activity since filing; file under the
+                    # sweep at or after the new deadline (_file inlined).
+                    later = ceil((deadline - start) / interval)
+                    if later <= current:
+                        later = current + 1
+                    entry.key = later
+                    laterBucket = buckets.get(later)
+                    if laterBucket is None:
+                        laterBucket = buckets[later] = []
+                        heapq.heappush(keys, later)
+                    laterBucket.append(entry)
+                    if not visited % 256 and clock() - began > budget:
+                        exhausted = True
+                        break
+                    continue
+                done += 1
+                self.timedOut += 1
+                self._batch += 1
+                try:
+                    owner.heartbeatTimedOut()
+                except Exception:
+                    self._log.failure(
+                        "heartbeatTimedOut of {owner!r} failed", owner=owner
+                    )
+                if entry.owner is not None and entry.key == key:
+                    # It stays open: count its silence afresh.
+                    entry.last = now
+                    self._file(entry, now + entry.idle)
+                if done >= limit or (not done % 32 and clock() - began > budget):
+                    exhausted = True
+                    break
+            cursor[2] = position
+            if position >= len(bucket) and pending and pending[0] is cursor:
+                pending.popleft()
+        self.visited += visited
+        self.lastVisited += visited
+        if (calls or pending) and self._loop is not None:
             self._nextTurn()
         elif self._batch:
             self._log.info(

@@ -46,6 +46,7 @@ PUBLIC: dict[ModuleType, dict[str, object]] = {
         "IdleTracker": _tracker.IdleTracker,
         "KeepAliveResult": _keepalive.KeepAliveResult,
         "KeepAliveTimedOut": _keepalive.KeepAliveTimedOut,
+        "PeerReset": _keepalive.PeerReset,
         "TimeoutMixin": _timeout.TimeoutMixin,
         "enableKeepAlive": _keepalive.enableKeepAlive,
         "EagerWriteMixin": _install.EagerWriteMixin,

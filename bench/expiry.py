@@ -1,0 +1,591 @@
+"""
+Many connections timing out at once: what it costs the reactor, how each
+close is timed, and what busy connections alongside feel.
+
+One server process (an echo protocol with L{HeartbeatMixin}, logging to
+/dev/null through twisted.logger as a real server would) and two or more
+client processes (the server may hold at most 20,000 descriptors, and so
+may each client):
+
+  - every client opens its share of C{--expiring} connections, keeps them
+    alive, then, on a common "go", sends one last byte on each (spread
+    evenly over C{--spread} seconds) and falls silent; it notes when it
+    sent that byte and when it sees the server's FIN (C{recv} returns
+    C{b""}), both on C{CLOCK_MONOTONIC}, which all processes of the
+    machine share;
+  - every client also keeps its share of C{--busy} connections pinging
+    (one byte, echoed) every C{--ping-interval} seconds, and notes each
+    round trip.
+
+The server measures its reactor lag (a 2 ms probe timer: how late it
+runs), the time spent in C{heartbeatTimedOut} per close, and its CPU time
+while the expiry runs, less the busy traffic's CPU rate measured before.
+
+Reported: the close window (FIN seen by the client minus its last byte;
+goal within C{[idle, idle + checkInterval + 0.25 s]} at 10,000 and + 0.5 s
+at 18,000), the reactor's worst lag during the expiry (goal: under 20 ms),
+the cost per close, and the busy clients' p99 round trip during the
+expiry next to before it.
+
+Run: C{python bench/expiry.py} (short default run, 2,000 expiring and 200
+busy); the recorded figures: C{--expiring 10000 --busy 1000} and
+C{--expiring 18000 --busy 1000} (see bench/README.rst).  The script raises
+its soft C{RLIMIT_NOFILE} to the hard limit where it needs to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import gc
+import json
+import os
+import resource
+import select
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from _common import machineLines, positiveFloat, positiveInt
+
+HOST = "127.0.0.1"
+
+
+def raiseFileLimit(needed: int) -> None:
+    """
+    Raise the soft descriptor limit to the hard one; fail if it is short.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raise SystemExit(f"needs {needed} descriptors; the limit is {soft}")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+# The server
+
+
+def serve(args: argparse.Namespace) -> int:
+    raiseFileLimit(args.expiring + args.busy + 64)
+    from twisted.internet import reactor
+    from twisted.internet.protocol import Factory, Protocol
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    from heartbeat_twisted import HeartbeatConfig, HeartbeatMixin
+
+    devnull = open(os.devnull, "w")
+    globalLogBeginner.beginLoggingTo(
+        [textFileLogObserver(devnull)], redirectStandardIO=False
+    )
+    config = HeartbeatConfig(idle=args.idle, checkInterval=args.check_interval)
+    state: dict[str, Any] = {
+        "closes": 0,
+        "timedOut": 0,
+        "inTimedOut": 0.0,
+        "firstTimedOut": None,
+        "lastLost": None,
+        "cpuAtFirst": None,
+        "cpuAtLast": None,
+        "lags": [],
+    }
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    class Echo(HeartbeatMixin, Protocol):
+        heartbeatConfig = config
+
+        def dataReceived(self, data: bytes) -> None:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+        def heartbeatTimedOut(self) -> None:
+            began = time.process_time()
+            if state["firstTimedOut"] is None:
+                state["firstTimedOut"] = time.monotonic()
+                state["cpuAtFirst"] = cpu()
+            super().heartbeatTimedOut()
+            state["inTimedOut"] += time.process_time() - began
+            state["timedOut"] += 1
+
+        def connectionLost(self, reason: object = None) -> None:
+            if self.heartbeatCloseReason != "idle":
+                return
+            state["closes"] += 1
+            state["lastLost"] = time.monotonic()
+            if state["closes"] == args.expiring:
+                state["cpuAtLast"] = cpu()
+                reactor.callLater(1.0, finish)  # type: ignore[attr-defined]
+
+    expected = [time.monotonic() + 0.002, time.process_time()]
+    gcStarted = [0.0]
+    state["gcs"] = []
+
+    def gcWatch(phase: str, info: dict[str, int]) -> None:
+        # Python's own collector pauses the reactor too: note each pause.
+        if phase == "start":
+            gcStarted[0] = time.perf_counter()
+        else:
+            pause = time.perf_counter() - gcStarted[0]
+            state["gcs"].append((time.monotonic(), info["generation"], pause))
+
+    gc.callbacks.append(gcWatch)
+
+    def probe() -> None:
+        # How late this timer runs (wall), and how much CPU this process
+        # spent since the last one: on a shared machine a late timer may
+        # only mean that the process was not running.
+        now, used = time.monotonic(), time.process_time()
+        state["lags"].append((now, now - expected[0], used - expected[1]))
+        expected[0] = time.monotonic() + 0.002
+        expected[1] = used
+        reactor.callLater(0.002, probe)  # type: ignore[attr-defined]
+
+    baseline: dict[str, float] = {}
+
+    def markBaseline(which: str) -> None:
+        baseline[which] = cpu()
+        baseline[which + "At"] = time.monotonic()
+
+    def finish() -> None:
+        trackers = {id(c.heartbeatTracker()): c.heartbeatTracker() for c in live[:1]}
+        tracker = next(iter(trackers.values()), None)
+        report = {
+            key: state[key]
+            for key in (
+                "closes",
+                "timedOut",
+                "inTimedOut",
+                "firstTimedOut",
+                "lastLost",
+                "cpuAtFirst",
+                "cpuAtLast",
+                "lags",
+                "gcs",
+            )
+        }
+        report["baseline"] = baseline
+        if tracker is not None:
+            report["tracker"] = {
+                "turns": tracker.turns,
+                "stalls": tracker.stalls,
+                "ticks": tracker.ticks,
+            }
+        print(json.dumps(report), flush=True)
+        reactor.stop()  # type: ignore[attr-defined]
+
+    live: list[Echo] = []
+
+    class Tracking(Factory):
+        protocol = Echo
+
+        def buildProtocol(self, addr: Any) -> Any:
+            protocol = super().buildProtocol(addr)
+            if not live:
+                live.append(protocol)  # type: ignore[arg-type]
+            return protocol
+
+    port = reactor.listenTCP(  # type: ignore[attr-defined]
+        0, Tracking(), backlog=4096, interface=HOST
+    )
+    print(f"port {port.getHost().port}", flush=True)
+
+    def command() -> None:
+        line = sys.stdin.readline().strip()
+        if line == "go":
+            if args.gc_freeze:
+                # What a server can do once its connections are up: move
+                # the objects alive now out of the collector's way.
+                gc.freeze()
+            # Once the last bytes are in, only the busy traffic flows until
+            # the first time-out: that is the baseline.
+            later = reactor.callLater  # type: ignore[attr-defined]
+            later(0.5, markBaseline, "quiet")
+
+    reactor.addReader(Stdin(command))  # type: ignore[attr-defined]
+    reactor.callLater(0.002, probe)  # type: ignore[attr-defined]
+    reactor.callLater(args.limit, finish)  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+    return 0
+
+
+class Stdin:
+    """
+    The server's standard input, as a reactor reader: one command a line.
+    """
+
+    def __init__(self, command: Any) -> None:
+        self.command = command
+
+    def fileno(self) -> int:
+        return sys.stdin.fileno()
+
+    def doRead(self) -> None:
+        self.command()
+
+    def connectionLost(self, reason: object) -> None:
+        pass
+
+    def logPrefix(self) -> str:
+        return "stdin"
+
+
+# A client
+
+
+def client(args: argparse.Namespace) -> int:
+    raiseFileLimit(args.expiring + args.busy + 64)
+    source = (args.source, 0)
+
+    def connect() -> socket.socket:
+        for _ in range(50):
+            try:
+                sock = socket.create_connection(
+                    (HOST, args.port), timeout=5, source_address=source
+                )
+            except OSError:
+                time.sleep(0.05)  # backlog full: retry (bounded)
+                continue
+            sock.setblocking(False)
+            return sock
+        raise SystemExit("cannot connect")
+
+    # Expiring connections are kept alive until "go", each with a byte
+    # every idle / 3, in the order they connected (a ring).
+    expiring: list[socket.socket] = []
+    keptAt: list[float] = []
+    ring: collections.deque[int] = collections.deque()
+
+    def keepAlive() -> None:
+        now = time.monotonic()
+        while ring and keptAt[ring[0]] <= now - args.idle / 3:
+            index = ring.popleft()
+            expiring[index].send(b"k")
+            keptAt[index] = now
+            ring.append(index)
+
+    for index in range(args.expiring):
+        expiring.append(connect())
+        keptAt.append(time.monotonic())
+        ring.append(index)
+        if not index % 100:
+            keepAlive()
+    busy = []
+    for index in range(args.busy):
+        busy.append(connect())
+        if not index % 100:
+            keepAlive()
+    poller = select.epoll()
+    kinds: dict[int, tuple[str, int]] = {}
+    for index, sock in enumerate(expiring):
+        poller.register(sock.fileno(), select.EPOLLIN)
+        kinds[sock.fileno()] = ("e", index)
+    for index, sock in enumerate(busy):
+        poller.register(sock.fileno(), select.EPOLLIN)
+        kinds[sock.fileno()] = ("b", index)
+    lastSent = [0.0] * len(expiring)
+    finAt = [0.0] * len(expiring)
+    pingSent = [0.0] * len(busy)
+    rtts: list[tuple[float, float]] = []
+    busyLost = 0
+    start = time.monotonic()
+    interval = args.ping_interval
+    due = collections.deque(
+        (start + interval * i / max(1, len(busy)), i) for i in range(len(busy))
+    )
+    print("ready", flush=True)
+    go: float | None = None
+    sentLast = 0
+    limit = start + args.limit
+    open_ = len(expiring)
+    stdin = sys.stdin.fileno()
+    poller.register(stdin, select.EPOLLIN)
+    while open_ and time.monotonic() < limit:
+        now = time.monotonic()
+        if go is None:
+            keepAlive()
+        elif sentLast < len(expiring):
+            # The last bytes, spread evenly over --spread seconds.
+            upTo = min(
+                len(expiring),
+                int(len(expiring) * (now - go) / args.spread) + 1,
+            )
+            for index in range(sentLast, upTo):
+                expiring[index].send(b"x")
+                lastSent[index] = time.monotonic()
+            sentLast = upTo
+        while due and due[0][0] <= now:
+            _, index = due.popleft()
+            if not pingSent[index]:
+                try:
+                    busy[index].send(b"p")
+                    pingSent[index] = time.monotonic()
+                except OSError:
+                    pass
+            due.append((now + interval, index))
+        timeout = max(0.0005, (due[0][0] - time.monotonic()) if due else 0.05)
+        if go is not None and sentLast < len(expiring):
+            timeout = 0.001
+        for fd, _ in poller.poll(min(timeout, 0.05)):
+            now = time.monotonic()
+            if fd == stdin:
+                os.read(stdin, 64)
+                poller.unregister(stdin)
+                go = time.monotonic()
+                continue
+            kind, index = kinds[fd]
+            sock = expiring[index] if kind == "e" else busy[index]
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                data = b""
+            if kind == "e":
+                if not data:
+                    finAt[index] = now
+                    poller.unregister(fd)
+                    sock.close()
+                    open_ -= 1
+                continue
+            if not data:
+                busyLost += 1
+                poller.unregister(fd)
+                continue
+            if pingSent[index]:
+                rtts.append((pingSent[index], now - pingSent[index]))
+                pingSent[index] = 0.0
+    windows = [f - s for f, s in zip(finAt, lastSent, strict=True) if f and s]
+    print(
+        json.dumps(
+            {
+                "go": go,
+                "windows": windows,
+                "unclosed": sum(1 for f in finAt if not f),
+                "firstFin": min((f for f in finAt if f), default=None),
+                "lastFin": max(finAt, default=None),
+                "rtts": rtts,
+                "busyLost": busyLost,
+            }
+        ),
+        flush=True,
+    )
+    return 0
+
+
+# The run
+
+
+def spawn(mode: str, args: argparse.Namespace, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            mode,
+            "--idle",
+            str(args.idle),
+            "--check-interval",
+            str(args.check_interval),
+            "--ping-interval",
+            str(args.ping_interval),
+            "--spread",
+            str(args.spread),
+            "--limit",
+            str(args.limit),
+            *(["--gc-freeze"] if args.gc_freeze else []),
+            *extra,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def share(total: int, parts: int, index: int) -> int:
+    return total // parts + (1 if index < total % parts else 0)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.expiring + args.busy + 64 > 20_000:
+        raise SystemExit("the server may hold at most 20,000 descriptors")
+    server = spawn(
+        "--serve", args, "--expiring", str(args.expiring), "--busy", str(args.busy)
+    )
+    assert server.stdout is not None and server.stdin is not None
+    port = int(server.stdout.readline().split()[1])
+    clients = [
+        spawn(
+            "--client",
+            args,
+            "--port",
+            str(port),
+            "--source",
+            f"127.0.0.{2 + index}",
+            "--expiring",
+            str(share(args.expiring, args.clients, index)),
+            "--busy",
+            str(share(args.busy, args.clients, index)),
+        )
+        for index in range(args.clients)
+    ]
+    try:
+        for process in clients:
+            assert process.stdout is not None
+            if process.stdout.readline().strip() != "ready":
+                raise SystemExit("a client did not get ready")
+        time.sleep(args.warmup)  # let the busy pings settle
+        server.stdin.write("go\n")
+        server.stdin.flush()
+        for process in clients:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        results = [
+            json.loads(p.communicate(timeout=args.limit + 30)[0]) for p in clients
+        ]
+        report = json.loads(server.communicate(timeout=args.limit + 30)[0])
+    finally:
+        for process in [*clients, server]:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    show(args, results, report)
+    return 0
+
+
+def show(
+    args: argparse.Namespace, results: list[dict[str, Any]], report: dict[str, Any]
+) -> None:
+    windows = [w for r in results for w in r["windows"]]
+    unclosed = sum(r["unclosed"] for r in results)
+    busyLost = sum(r["busyLost"] for r in results)
+    slack = 0.25 if args.expiring <= 10_000 else 0.5
+    high = args.idle + args.check_interval + slack
+    inside = sum(1 for w in windows if args.idle <= w <= high)
+    first = report["firstTimedOut"]
+    last = report["lastLost"]
+    base = report["baseline"]
+
+    def expiring(t: float) -> bool:
+        return bool(first and last and first - 0.1 <= t <= last + 0.1)
+
+    def calm(t: float) -> bool:
+        return bool(first and base["quietAt"] <= t < first - 0.1)
+
+    lags = [lag for t, lag, _ in report["lags"] if expiring(t)]
+    works = [work for t, _, work in report["lags"] if expiring(t)]
+    calmLags = [lag for t, lag, _ in report["lags"] if calm(t)]
+    calmWorks = [work for t, _, work in report["lags"] if calm(t)]
+    rtts = [rtt for r in results for t, rtt in r["rtts"]]
+    during = [rtt for r in results for t, rtt in r["rtts"] if expiring(t)]
+    before = [rtt for r in results for t, rtt in r["rtts"] if calm(t)]
+    rate = ((report["cpuAtFirst"] or 0) - base["quiet"]) / max(
+        1e-9, (first or 0) - base["quietAt"]
+    )
+    closes = report["closes"]
+    cpuWindow = (report["cpuAtLast"] or 0) - (report["cpuAtFirst"] or 0)
+    span = (last or 0) - (first or 0)
+    perClose = (cpuWindow - rate * span) / max(1, closes)
+    ms = 1000
+    for line in machineLines():
+        print(line)
+    print(f"load:    {os.getloadavg()[0]:.1f} (1 min average, this shared machine)")
+    print(
+        f"expiry: {args.expiring} expiring + {args.busy} busy connections, "
+        f"{args.clients} client processes; idle {args.idle} s, checkInterval "
+        f"{args.check_interval} s, pings every {args.ping_interval} s"
+        + f"; last bytes spread over {args.spread} s"
+        + ("; server gc.freeze() at go" if args.gc_freeze else "")
+    )
+    print(
+        f"closed by the heartbeat: {closes}; not closed: {unclosed}; "
+        f"busy lost: {busyLost}"
+    )
+    print(
+        f"close window (FIN - last byte): min {min(windows):.3f} s, p50 "
+        f"{percentile(windows, 0.5):.3f}, p99 {percentile(windows, 0.99):.3f}, "
+        f"max {max(windows):.3f}; within [{args.idle}, {high:.2f}]: "
+        f"{inside}/{len(windows)}"
+    )
+    print(
+        f"expiry took {span * ms:.0f} ms (first time-out to last close); "
+        f"tracker: {report.get('tracker')}"
+    )
+    print(
+        f"reactor lag (2 ms probe timer, wall) during expiry: max "
+        f"{max(lags, default=0) * ms:.1f} ms, p99 {percentile(lags, 0.99) * ms:.1f}"
+        f" ms; busy traffic alone: max {max(calmLags, default=0) * ms:.1f} ms, "
+        f"p99 {percentile(calmLags, 0.99) * ms:.1f} ms"
+    )
+    print(
+        f"server CPU between two probe runs (its longest stretch of work "
+        f"between timers) during expiry: max {max(works, default=0) * ms:.1f} ms,"
+        f" p99 {percentile(works, 0.99) * ms:.1f} ms; busy traffic alone: max "
+        f"{max(calmWorks, default=0) * ms:.1f} ms"
+    )
+    pauses = [(g, pause) for t, g, pause in report["gcs"] if expiring(t)]
+    print(
+        f"Python GC during expiry: {len(pauses)} collections, longest "
+        f"{max((p for _, p in pauses), default=0) * ms:.1f} ms (generation "
+        f"{max(pauses, key=lambda gp: gp[1], default=(None, 0))[0]})"
+    )
+    print(
+        f"cost per close (CPU): "
+        f"{report['inTimedOut'] / max(1, report['timedOut']) * 1e6:.1f} us in "
+        f"heartbeatTimedOut; {perClose * 1e6:.1f} us of server CPU in all "
+        f"(window CPU {cpuWindow * ms:.0f} ms less busy traffic at "
+        f"{rate * 100:.0f}% of a core)"
+    )
+    print(
+        f"busy round trip: p99 {percentile(during, 0.99) * ms:.1f} ms during "
+        f"expiry ({len(during)} pings), {percentile(before, 0.99) * ms:.1f} ms "
+        f"before ({len(before)}); all: p50 {percentile(rtts, 0.5) * ms:.2f} ms"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    mode.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--expiring", type=positiveInt, default=2000)
+    parser.add_argument("--busy", type=int, default=200)
+    parser.add_argument("--clients", type=positiveInt, default=2)
+    parser.add_argument("--idle", type=positiveFloat, default=3.0)
+    parser.add_argument("--check-interval", type=positiveFloat, default=0.5)
+    parser.add_argument("--ping-interval", type=positiveFloat, default=1.0)
+    parser.add_argument("--warmup", type=positiveFloat, default=1.0)
+    parser.add_argument(
+        "--spread",
+        type=positiveFloat,
+        default=0.5,
+        help="seconds over which the expiring connections send their last byte",
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="the server calls gc.freeze() once all connections are up",
+    )
+    parser.add_argument(
+        "--limit", type=positiveFloat, default=40.0, help="seconds, at most"
+    )
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--source", default="127.0.0.2", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        return serve(args)
+    if args.client:
+        return client(args)
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
