@@ -211,7 +211,8 @@ def enableKeepAlive(
     Where the platform can tell (Linux), the transport is also made to
     report a connection the kernel dropped for unanswered probes as
     L{KeepAliveTimedOut}, and one the peer reset (for example in answer to
-    a probe) as L{PeerReset}, rather than a bare L{ConnectionLost} (see
+    a probe) as L{PeerReset}, rather than a bare
+    L{ConnectionLost<twisted.internet.error.ConnectionLost>} (see
     C{reportsTimeout} and C{_keepaliveloss}); a busy connection pays one
     clock read per read for it.
 

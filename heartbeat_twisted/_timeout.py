@@ -72,7 +72,8 @@ class TimeoutMixin:
     def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
         """
         Schedule C{func} after C{period} seconds: the reactor's C{callLater}.
-        Tests override this (for example with a L{task.Clock}'s), as with
+        Tests override this (for example with a
+        L{task.Clock<twisted.internet.task.Clock>}'s), as with
         Twisted's mixin; the current time is read from the same clock.
         """
         from twisted.internet import reactor

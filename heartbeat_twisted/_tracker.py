@@ -11,140 +11,25 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from ._config import HeartbeatConfig
+from ._entries import _UNFILED, Deadline, IdleEntry, Idler, checkIdle
 from ._time import StallGuard, decisionSeconds, resolveClock
 
-__all__ = ["Deadline", "IdleEntry", "IdleTracker", "Idler", "sharedTracker"]
-
-#: C{IdleEntry.key} of an entry that is filed nowhere: its idle is off.
-_UNFILED = -1
-
-
-class Idler(Protocol):
-    """
-    What an L{IdleTracker} tracks: anything that can be told it timed out.
-    """
-
-    def heartbeatTimedOut(self) -> None:
-        """
-        Nothing was received for C{idle} seconds.
-        """
-
-
-def checkIdle(idle: float | None) -> float | None:
-    """
-    Check a per-connection idle: L{None} (the tracker's), C{0} (never) or a
-    finite number of seconds C{> 0}.
-
-    @raise ValueError: Naming C{idle}, the bound and the value.
-    """
-    if idle is None:
-        return None
-    if isinstance(idle, bool) or not isinstance(idle, int | float):
-        raise ValueError(f"'idle' must be a number of seconds or None: {idle!r}")
-    if not (math.isfinite(idle) and idle >= 0):
-        raise ValueError(f"'idle' must be >= 0 and finite (0: never): {idle!r}")
-    return float(idle)
-
-
-class IdleEntry:
-    """
-    One tracked connection: its owner, the time of its last activity and
-    its idle time.
-
-    The tracker keeps entries in deadline buckets and re-files them lazily;
-    recording activity is just C{entry.last = now}.
-
-    @ivar owner: The tracked object, or L{None} once it is no longer tracked.
-    @ivar last: The tracker's C{seconds()} at the last activity.
-    @ivar idle: Seconds of silence after which it times out; C{0}: never.
-    @ivar key: The sweep it is filed under (the tracker's business).
-    """
-
-    __slots__ = ("idle", "key", "last", "owner")
-
-    def __init__(self, owner: Idler, last: float, idle: float = 0.0) -> None:
-        self.owner: Idler | None = owner
-        self.last = last
-        self.idle = idle
-        self.key = _UNFILED
-
-    def __repr__(self) -> str:
-        return f"<IdleEntry owner={self.owner!r} last={self.last!r} idle={self.idle!r}>"
-
-
-@implementer(IDelayedCall)
-class Deadline:
-    """
-    A call kept by an L{IdleTracker}'s sweep instead of the reactor: it runs
-    at the first sweep at or after its time, so never early and at most
-    C{checkInterval} late, and costs a list append instead of a reactor
-    timer.  Make one with L{IdleTracker.callLater} or L{IdleTracker.callAt}.
-    """
-
-    __slots__ = ("_tracker", "args", "called", "cancelled", "func", "key", "kw", "time")
-
-    def __init__(
-        self,
-        tracker: IdleTracker,
-        when: float,
-        func: Callable[..., object],
-        args: tuple[object, ...],
-        kw: dict[str, object] | None,
-    ) -> None:
-        self._tracker = tracker
-        self.time = when
-        self.func = func
-        self.args = args
-        self.kw = kw or None
-        self.key = _UNFILED
-        self.called = False
-        self.cancelled = False
-
-    def getTime(self) -> float:
-        """
-        When it is due, on the tracker's C{seconds()}.
-        """
-        return self.time
-
-    def active(self) -> bool:
-        """
-        Neither called nor cancelled yet.
-        """
-        return not (self.called or self.cancelled)
-
-    def cancel(self) -> None:
-        """
-        Do not call it.  Idempotent (unlike a reactor's C{DelayedCall}, a
-        finished deadline is not an error: a close races its own abort).
-        """
-        if self.active():
-            self.cancelled = True
-            self._tracker._forget()
-
-    def reset(self, secondsFromNow: float) -> None:
-        """
-        Make it due C{secondsFromNow} from now.
-        """
-        if self.active():
-            self.time = self._tracker.seconds() + secondsFromNow
-            self._tracker._fileCall(self)
-
-    def delay(self, secondsLater: float) -> None:
-        """
-        Make it due C{secondsLater} later than it was.
-        """
-        if self.active():
-            self.time += secondsLater
-            self._tracker._fileCall(self)
+__all__ = [
+    "Deadline",
+    "IdleEntry",
+    "IdleTracker",
+    "Idler",
+    "checkIdle",
+    "sharedTracker",
+]
 
 
 class IdleTracker:
@@ -177,6 +62,8 @@ class IdleTracker:
     is a real reactor, the clock's own time when it is a fake.
 
     @ivar ticks: Sweeps run so far.
+    @ivar lastSweepSeconds: Seconds of CPU-bound wall time the latest turn
+        of sweep work took (L{None} before the first), for metrics.
     @ivar visited: Entries looked at by all sweeps so far.
     @ivar lastVisited: Entries looked at by the latest sweep.
     @ivar timedOut: Times C{heartbeatTimedOut} was called.
@@ -229,6 +116,7 @@ class IdleTracker:
         self._deferrals = 0
         self._batch = 0
         self.ticks = 0
+        self.lastSweepSeconds: float | None = None
         self.visited = 0
         self.lastVisited = 0
         self.timedOut = 0
@@ -341,7 +229,7 @@ class IdleTracker:
         self._wake(now)
         call = Deadline(self, when, func, args, kw)
         self._calls += 1
-        self._fileCall(call)
+        self.fileDeadline(call)
         return call
 
     # Filing
@@ -362,7 +250,11 @@ class IdleTracker:
             heapq.heappush(self._keys, key)
         bucket.append(entry)
 
-    def _fileCall(self, call: Deadline) -> None:
+    def fileDeadline(self, call: Deadline) -> None:
+        """
+        File C{call} under the first sweep at or after its time (a
+        L{Deadline} calls this when it is made or moved).
+        """
         key = call.key = self._keyFor(call.time)
         bucket = self._callBuckets.get(key)
         if bucket is None:
@@ -370,9 +262,9 @@ class IdleTracker:
             heapq.heappush(self._callKeys, key)
         bucket.append(call)
 
-    def _forget(self) -> None:
+    def deadlineCancelled(self) -> None:
         """
-        A deadline was cancelled.
+        A L{Deadline} of this tracker was cancelled: count it out.
         """
         self._calls -= 1
         self._sleepIfDone()
@@ -483,6 +375,17 @@ class IdleTracker:
 
     def _handOut(self) -> None:
         """
+        Work through what L{_collect} took, timing the turn for
+        C{lastSweepSeconds}.
+        """
+        began = time.perf_counter()
+        try:
+            self._handOutWork()
+        finally:
+            self.lastSweepSeconds = time.perf_counter() - began
+
+    def _handOutWork(self) -> None:
+        """
         Work through the taken buckets, within this turn's budget: run the
         due deadlines, re-file entries that saw activity, time out the
         silent ones (on this turn's time: each may have seen activity since
@@ -511,7 +414,7 @@ class IdleTracker:
                 if call.key != key or not call.active():
                     continue
                 if call.time > now:
-                    self._fileCall(call)
+                    self.fileDeadline(call)
                     continue
                 call.called = True
                 self._calls -= 1

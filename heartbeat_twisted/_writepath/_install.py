@@ -86,7 +86,7 @@ class EagerWriteMixin:
     take goes through Twisted's own buffering, so producers are paused and
     resumed, C{loseConnection} flushes and errors are reported exactly as
     without it.  The bytes the peer receives and when the connection
-    closes do not change.
+    closes do not change::
 
         class Echo(EagerWriteMixin, Protocol):
             def dataReceived(self, data):

@@ -8,7 +8,8 @@ and keeps a path through proxies open.
   - L{PingingMixin}: a protocol mixin that sends C{ping} when the
     connection is quiet and drops a peer that stops answering;
   - L{PingClientProtocol}, L{PingClientFactory}, L{pingClientService}: a
-    ready client that reconnects through L{ClientService};
+    ready client that reconnects through
+    L{ClientService<twisted.application.internet.ClientService>};
   - L{PingConfig}, L{PingServerConfig}, L{HealthCheck}: the settings;
     L{PingCounters}: what the connections of a factory counted;
   - L{IPingFraming}: ping/pong over framings other than lines

@@ -65,10 +65,12 @@ class PingAnswerMixin(PingFramed):
     misbehave, without hurting the others; tell a client to go
     (L{pingGoAway}).
 
-    Mix it into a L{LineReceiver}, a string receiver (L{Int32StringReceiver}
-    and kin: one message per string) or an L{AMP} protocol (it answers the
+    Mix it into a L{LineReceiver<twisted.protocols.basic.LineReceiver>}, a string
+    receiver (L{Int32StringReceiver<twisted.protocols.basic.Int32StringReceiver>}
+    and kin: one message per string) or an L{AMP<twisted.protocols.amp.AMP>} protocol
+    (it answers the
     C{Ping} command of L{heartbeat_twisted.ping.amp}); another framing
-    overrides L{pingFraming} and calls L{pingReceived}.
+    overrides C{pingFraming()} and calls L{pingReceived}.
 
     Its settings are a L{PingServerConfig}, found as the factory's
     C{pingServerConfig}, else as the protocol's own (class) attribute, else

@@ -1,5 +1,6 @@
 """
-A ready pinging client that reconnects through L{ClientService}: a
+A ready pinging client that reconnects through
+L{ClientService<twisted.application.internet.ClientService>}: a
 connection counts as good once its first ping is answered
 (C{prepareConnection}), failures back off (C{backoffPolicy}, jittered),
 and a connection told to go is replaced within a second.
@@ -109,10 +110,12 @@ class PingClientProtocol(PingingMixin, LineReceiver):
 
     def whenAnswered(self) -> Deferred[None]:
         """
-        A L{Deferred} that fires when the first ping of this connection is
+        A L{Deferred<twisted.internet.defer.Deferred>} that fires when the first ping of
+        this connection is
         answered, or fails with the reason the connection was lost before
         (cancelling it aborts the connection).  L{pingClientService} gives
-        it to L{ClientService} as C{prepareConnection}.
+        it to L{ClientService<twisted.application.internet.ClientService>} as
+        C{prepareConnection}.
         """
 
         def cancel(d: Deferred[None]) -> None:
@@ -206,7 +209,7 @@ class PingClientFactory(Factory):
     @ivar pingConfig: The settings.
     @ivar events: Where events are reported.
     @ivar retryPolicy: Seconds to wait before reconnection attempt C{n}
-        (L{ClientService}'s C{retryPolicy}).
+        (L{ClientService<twisted.application.internet.ClientService>}'s C{retryPolicy}).
     @ivar goAwayDelay: After C{goaway}, the next connection is made within
         this many seconds (at random, so a fleet told to go together does
         not come back together).
@@ -288,7 +291,8 @@ class PingClientFactory(Factory):
 @implementer(IProtocol)
 class _Gate:
     """
-    Stands between L{ClientService}'s protocol proxy and the transport, so
+    Stands between L{ClientService<twisted.application.internet.ClientService>}'s
+    protocol proxy and the transport, so
     that a connection lost before its first answer fails the preparation
     without also telling the service of a disconnection it cannot take in
     that state.
@@ -331,7 +335,8 @@ class _GateFactory(Factory):
 @implementer(IStreamClientEndpoint)
 class _Connector:
     """
-    The endpoint L{pingClientService} gives L{ClientService}: connects
+    The endpoint L{pingClientService} gives
+    L{ClientService<twisted.application.internet.ClientService>}: connects
     through a L{_Gate}, remembers why an attempt failed, and reports each
     wait before the next attempt.
     """
@@ -371,7 +376,8 @@ def pingClientService(
     clock: IReactorTime | None = None,
 ) -> ClientService:
     """
-    A L{ClientService} that keeps one pinging connection to C{endpoint}.
+    A L{ClientService<twisted.application.internet.ClientService>} that keeps one
+    pinging connection to C{endpoint}.
 
     A connection counts as made once its first ping is answered (the
     service's C{prepareConnection}); until then, and after every failed

@@ -72,10 +72,12 @@ class HealthCheck:
     One dependency the server checks before it answers C{pong}.
 
     The check is called with no arguments.  It passes when it returns (or
-    its L{Deferred} or coroutine ends with) anything but C{False}; it fails
+    its L{Deferred<twisted.internet.defer.Deferred>} or coroutine ends with) anything
+    but C{False}; it fails
     when it raises, fails, returns C{False}, or takes longer than
-    C{timeout} seconds (its L{Deferred} is then cancelled).  A check that
-    answers synchronously costs no L{Deferred}.
+    C{timeout} seconds (its L{Deferred<twisted.internet.defer.Deferred>} is then
+    cancelled).  A check that
+    answers synchronously costs no L{Deferred<twisted.internet.defer.Deferred>}.
 
     @ivar name: Names the check in the reply line: 1-64 of
         C{A-Z a-z 0-9 . _ -}.

@@ -53,7 +53,7 @@ class PingCounters:
     The counters of the ping/pong connections of one factory, found as
     C{factory.pingCounters} once a connection was made.  Read them; only
     the mixins write them.  Every field is a plain number (or a
-    L{Counter} of them), so counting costs nothing measurable per ping.
+    C{collections.Counter} of them), so counting costs nothing measurable per ping.
 
     Answering side (L{PingAnswerMixin<heartbeat_twisted.ping.PingAnswerMixin>}):
 
@@ -68,14 +68,12 @@ class PingCounters:
     @ivar stallsForgiven: Pings let through because they arrived right
         after a stall of the server, beyond C{pingBurst}.
 
-    Pinging side (L{PingingMixin<heartbeat_twisted.ping.PingingMixin>}):
-
-    @ivar pingsSent: Pings sent.
-    @ivar answers: Pings answered (C{pong} or C{error unhealthy}).
-    @ivar unhealthyAnswers: Answers that reported failing health checks.
-    @ivar deadPeers: Peers declared dead (no answer within C{timeout}).
-    @ivar goAwaysReceived: C{goaway} lines received.
-    @ivar roundTrips: Round trips of all connections together
+    @ivar pingsSent: (pinging side) Pings sent.
+    @ivar answers: (pinging side) Pings answered (C{pong} or C{error unhealthy}).
+    @ivar unhealthyAnswers: (pinging side) Answers that reported failing health checks.
+    @ivar deadPeers: (pinging side) Peers declared dead (no answer within C{timeout}).
+    @ivar goAwaysReceived: (pinging side) C{goaway} lines received.
+    @ivar roundTrips: (pinging side) Round trips of all connections together
         (L{RoundTripStats}).
     """
 

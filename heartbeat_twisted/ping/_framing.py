@@ -1,8 +1,11 @@
 """
 How ping/pong messages travel: one small interface, L{IPingFraming}, that
 the answering and pinging mixins send through, and the entry points a
-framing calls when it decoded a message.  Lines (L{LineReceiver}) and
-length-prefixed strings (L{Int32StringReceiver} and its kin) carry the
+framing calls when it decoded a message.  Lines
+(L{LineReceiver<twisted.protocols.basic.LineReceiver>}) and
+length-prefixed strings
+(L{Int32StringReceiver<twisted.protocols.basic.Int32StringReceiver>} and its kin) carry
+the
 text grammar of C{docs/pingpong.rst}; AMP carries a C{Ping} command.
 """
 

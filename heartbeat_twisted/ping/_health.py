@@ -1,7 +1,8 @@
 """
 Health checks that run before the server answers C{pong}, coalesced across
 the pings that arrive while a run is in progress.  Checks that answer
-synchronously are run inline: no L{Deferred} is made for them.
+synchronously are run inline: no L{Deferred<twisted.internet.defer.Deferred>} is made
+for them.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class HealthRunner:
         than C{maxAge}).
 
         @return: The failures (an empty list when all pass) if they are
-            known now; else a L{Deferred} that fires with them and never
+            known now; else a L{Deferred<twisted.internet.defer.Deferred>} that fires
+            with them and never
             fails.  Do not change the list.
         """
         last = self._last

@@ -135,7 +135,8 @@ class PingResponder:
 
     def check(self) -> Deferred[list[HealthFailure]]:
         """
-        Run the health checks; a L{Deferred} of the failures.
+        Run the health checks; a L{Deferred<twisted.internet.defer.Deferred>} of the
+        failures.
         """
         verdict = self.shared.health(self.config).check()
         if isinstance(verdict, Deferred):
@@ -234,7 +235,8 @@ class Pinger:
 class PingBackoff:
     """
     Deprecated: L{PingClientFactory} now counts a connection as good only
-    after its first answered ping through L{ClientService}'s
+    after its first answered ping through
+    L{ClientService<twisted.application.internet.ClientService>}'s
     C{prepareConnection}; give a L{backoffPolicy} as its C{retryPolicy}.
     This is that policy, callable as before.
 

@@ -98,9 +98,11 @@ def _hookPingingCommands(original: Method) -> Method:
 class PingingMixin(PingFramed):
     """
     Protocol mixin: keep the connection tested with pings, and drop it
-    when the peer stops answering.  Mix it into a L{LineReceiver}, a
-    string receiver or an L{AMP} protocol (see L{PingAnswerMixin}); another
-    framing overrides L{pingFraming} and calls L{pongReceived} and
+    when the peer stops answering.  Mix it into a
+    L{LineReceiver<twisted.protocols.basic.LineReceiver>}, a
+    string receiver or an L{AMP<twisted.protocols.amp.AMP>} protocol (see
+    L{PingAnswerMixin}); another
+    framing overrides C{pingFraming()} and calls L{pongReceived} and
     L{pingGoAwayReceived}.
 
     When the connection has been quiet (see L{PingConfig.watch}) for

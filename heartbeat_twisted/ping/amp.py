@@ -2,7 +2,8 @@
 """
 Ping/pong over AMP: a C{Ping} command whose response is the pong, and a
 C{GoAway} command.  Mix L{PingAnswerMixin<heartbeat_twisted.ping.PingAnswerMixin>}
-and/or L{PingingMixin<heartbeat_twisted.ping.PingingMixin>} into an L{AMP}
+and/or L{PingingMixin<heartbeat_twisted.ping.PingingMixin>} into an
+L{AMP<twisted.protocols.amp.AMP>}
 subclass; the mixins find L{AMPFraming} themselves::
 
     class Service(PingAnswerMixin, AMP):
@@ -75,7 +76,8 @@ class AMPFraming:
 
     def __init__(self, protocol: Any) -> None:
         """
-        @param protocol: The L{AMP} protocol with the ping/pong mixins.
+        @param protocol: The L{AMP<twisted.protocols.amp.AMP>} protocol with the
+        ping/pong mixins.
         """
         self.protocol = protocol
         self._answers: deque[Deferred[dict[str, Any]]] = deque()
