@@ -96,8 +96,10 @@ def throughput(
     serverCpus, clientCpus = (cpus[-1:], cpus[:-1]) if len(cpus) > 1 else ([], [])
     names = list(found)
     results: dict[str, list[LoadResult]] = {name: [] for name in names}
-    servers = {name: start(name, found[name], serverCpus) for name in names}
+    servers: dict[str, Server] = {}
     try:
+        for name in names:  # inside the try: a failed start stops the others
+            servers[name] = start(name, found[name], serverCpus)
         for index in range(args.rounds):
             shift = index % len(names)
             for name in names[shift:] + names[:shift]:
@@ -251,8 +253,10 @@ def workers(args: argparse.Namespace) -> None:
 
     found = {"1 process": heartbeat(), "--workers 2": heartbeat("--workers", "2")}
     results: dict[str, list[LoadResult]] = {name: [] for name in found}
-    servers = {name: start(name, argv, []) for name, argv in found.items()}
+    servers: dict[str, Server] = {}
     try:
+        for name, argv in found.items():
+            servers[name] = start(name, argv, [])
         for index in range(args.rounds):
             names = list(found)
             for name in names[index % 2 :] + names[: index % 2]:

@@ -114,9 +114,7 @@ def summarizePoint(
         "connected": connected,
         "failed": result.total("connect_failed"),
         "busyClosed": result.total("busy_closed"),
-        "silentExpected": sum(
-            1 for i in range(count) if int((i + 1) * args.silent) > int(i * args.silent)
-        ),
+        "silentExpected": result.total("silent"),
         "silentClosed": len(silent),
         "inWindow": sum(1 for s in silent if args.idle <= s <= bound),
         "closeMin": min(silent, default=0.0),

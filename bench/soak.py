@@ -137,6 +137,7 @@ def runUnread(port: int, megabytes: int, seconds: float) -> dict[str, Any]:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.bind(("127.0.2.1", 0))
+    sock.settimeout(30)
     sock.connect(("127.0.0.1", port))
     sock.settimeout(1)
     chunk = b"ping\n" * 20000
@@ -155,10 +156,14 @@ def runUnread(port: int, megabytes: int, seconds: float) -> dict[str, Any]:
 
 
 def runLongLine(port: int, seconds: float) -> dict[str, Any]:
-    rounds = rejected = 0
+    rounds = rejected = failed = 0
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        sock = socket.create_connection(("127.0.0.1", port), 10, ("127.0.2.2", 0))
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), 10, ("127.0.2.2", 0))
+        except OSError:
+            failed += 1
+            continue
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         rounds += 1
         try:
@@ -173,7 +178,7 @@ def runLongLine(port: int, seconds: float) -> dict[str, Any]:
         except OSError:
             pass
         sock.close()
-    return {"lines": rounds, "rejected": rejected}
+    return {"lines": rounds, "rejected": rejected, "connectFailed": failed}
 
 
 def runSlowloris(port: int, count: int, seconds: float) -> dict[str, Any]:

@@ -18,6 +18,7 @@ __all__ = [
     "closeGracefully",
     "closed",
     "isClosing",
+    "mayLog",
     "peerText",
 ]
 
@@ -95,13 +96,24 @@ def _abort(owner: object, transport: Any, grace: float, reason: str) -> None:
     The grace of L{closeGracefully} is over and the connection still open.
     """
     setattr(owner, _CLOSING, False)
-    _log.warn(
-        "aborting {peer}: still open {grace} s after a close ({reason})",
-        peer=peerText(transport),
-        grace=grace,
-        reason=reason,
-    )
+    if mayLog(owner):
+        _log.warn(
+            "aborting {peer}: still open {grace} s after a close ({reason})",
+            peer=peerText(transport),
+            grace=grace,
+            reason=reason,
+        )
     transport.abortConnection()
+
+
+def mayLog(owner: object) -> bool:
+    """
+    Whether a line about closing C{owner}'s connection may be logged: what
+    its C{heartbeatMayLog()} says, if it has one (a server that faces the
+    internet keeps such lines within a budget), else C{True}.
+    """
+    allow = getattr(owner, "heartbeatMayLog", None)
+    return True if allow is None else bool(allow())
 
 
 def abortNow(owner: object, transport: Any) -> None:

@@ -62,6 +62,8 @@ class IdleTracker:
     is a real reactor, the clock's own time when it is a fake.
 
     @ivar ticks: Sweeps run so far.
+    @ivar lastSweepSeconds: Seconds of CPU-bound wall time the latest turn
+        of sweep work took (L{None} before the first), for metrics.
     @ivar visited: Entries looked at by all sweeps so far.
     @ivar lastVisited: Entries looked at by the latest sweep.
     @ivar timedOut: Times C{heartbeatTimedOut} was called.
@@ -114,6 +116,7 @@ class IdleTracker:
         self._deferrals = 0
         self._batch = 0
         self.ticks = 0
+        self.lastSweepSeconds: float | None = None
         self.visited = 0
         self.lastVisited = 0
         self.timedOut = 0
@@ -371,6 +374,17 @@ class IdleTracker:
         self._handOut()
 
     def _handOut(self) -> None:
+        """
+        Work through what L{_collect} took, timing the turn for
+        C{lastSweepSeconds}.
+        """
+        began = time.perf_counter()
+        try:
+            self._handOutWork()
+        finally:
+            self.lastSweepSeconds = time.perf_counter() - began
+
+    def _handOutWork(self) -> None:
         """
         Work through the taken buckets, within this turn's budget: run the
         due deadlines, re-file entries that saw activity, time out the

@@ -70,6 +70,7 @@ class ServerMetricsTests(SynchronousTestCase):
         )
         self.assertEqual(values["heartbeat_draining"], 0)
         self.assertGreater(values["heartbeat_sweeps_total"], 0)
+        self.assertGreaterEqual(values["heartbeat_sweep_duration_seconds"], 0.0)
 
     def test_prometheusText(self) -> None:
         """

@@ -235,13 +235,15 @@ class HelpTextTests(SynchronousTestCase):
         from heartbeat_twisted.server import _options
         from heartbeat_twisted.server._operations import OperationsOptionsMixin
 
-        # The limit and write-path options keep their own pages' wording.
-        elsewhere = [*_options.LIMIT_PARAMETERS, *_options.WRITE_PARAMETERS]
         texts = [
             text
             for cls in (_options.Options, OperationsOptionsMixin)
-            for parameter in cls.__dict__["optParameters"]
-            if parameter not in elsewhere and isinstance(text := parameter[3], str)
+            for parameter in [
+                *cls.__dict__["optParameters"],
+                *_options.LIMIT_PARAMETERS,
+                *_options.WRITE_PARAMETERS,
+            ]
+            if isinstance(text := parameter[3], str)
         ]
         texts.append(OperationsOptionsMixin.opt_port.__doc__ or "")
         self.assertGreater(len(texts), 15)

@@ -635,3 +635,29 @@ class PerEntryIdleTests(SynchronousTestCase):
             error = self.assertRaises(ValueError, tracker.setIdle, owner.entry, bad)
             self.assertIn("'idle'", str(error))
         self.assertRaises(ValueError, tracker.track, owner, -2)
+
+
+class SweepDurationTests(SynchronousTestCase):
+    """
+    The tracker times each turn of sweep work, for the metrics.
+    """
+
+    def test_lastSweepSeconds(self) -> None:
+        from twisted.internet.task import Clock
+
+        from heartbeat_twisted import HeartbeatConfig, IdleTracker
+
+        clock = Clock()
+        tracker = IdleTracker(HeartbeatConfig(idle=2, checkInterval=1), clock)
+        self.assertIsNone(tracker.lastSweepSeconds)
+
+        class Owner:
+            def heartbeatTimedOut(self) -> None:
+                pass
+
+        tracker.track(Owner())
+        clock.advance(1)
+        duration = tracker.lastSweepSeconds
+        assert duration is not None
+        self.assertGreaterEqual(duration, 0.0)
+        self.assertLess(duration, 1.0)

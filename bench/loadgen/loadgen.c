@@ -260,9 +260,11 @@ int main(int argc, char **argv) {
     int epfd = epoll_create1(0);
     struct epoll_event *events = calloc(1024, sizeof(struct epoll_event));
 
-    /* Which connections are silent: evenly spread, exactly the share. */
+    /* Which connections are silent: evenly spread, the share rounded down. */
+    int nsilent = 0;
     for (int i = 0; i < nconns; i++) {
         conns[i].silent = (int)((i + 1) * silentShare) > (int)(i * silentShare);
+        nsilent += conns[i].silent;
         conns[i].fd = -1;
         conns[i].heapIndex = -1;
     }
@@ -463,13 +465,13 @@ done:
            "\"p50_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, "
            "\"over_1s\": %llu, \"busy_closed\": %llu, \"silent_closed\": %llu, "
            "\"open_at_end\": %d, \"silent_open_at_end\": %d, "
-           "\"close_min_s\": %.6f, \"close_max_s\": %.6f, \"cpu_s\": %.6f, \"all_replies\": %llu}\n",
+           "\"close_min_s\": %.6f, \"close_max_s\": %.6f, \"cpu_s\": %.6f, \"all_replies\": %llu, \"silent\": %d}\n",
            mode, nconns, (unsigned long long)connected, (unsigned long long)connectFailed,
            windowStart ? duration : 0.0, (unsigned long long)replies,
            (unsigned long long)errorLines, (unsigned long long)sendErrors, p50, p90, p99,
            p999, (unsigned long long)histOver, (unsigned long long)busyClosed,
            (unsigned long long)silentClosed, stillOpen, silentOpen, minClose, maxClose,
-           measuring ? cpuAtEnd - cpuAtStart : 0.0, (unsigned long long)allReplies);
+           measuring ? cpuAtEnd - cpuAtStart : 0.0, (unsigned long long)allReplies, nsilent);
     if (closeTimesPath) {
         FILE *f = fopen(closeTimesPath, "w");
         if (!f) {

@@ -14,7 +14,7 @@ from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from .._closing import closed, closeGracefully, peerText
+from .._closing import closed, closeGracefully, mayLog, peerText
 from .._hooks import Method, callsFirst, hookMethod
 from ._config import PingServerConfig
 from ._finding import findServerConfig
@@ -212,12 +212,13 @@ class PingAnswerMixin(PingFramed):
         transport: Any = getattr(self, "transport", None)
         shared = self._pingServerShared
         shared.counters.refused[reason] += 1
-        self._pingLog.warn(
-            "closing {peer}: {reason} ({text})",
-            peer=peerText(transport),
-            reason=reason,
-            text=text,
-        )
+        if mayLog(self):
+            self._pingLog.warn(
+                "closing {peer}: {reason} ({text})",
+                peer=peerText(transport),
+                reason=reason,
+                text=text,
+            )
         self.pingFraming().sendError(code, text)
         if transport is None:
             return

@@ -1,8 +1,10 @@
 """
-The server's own line framing: a replacement for L{LineReceiver} whose work
+The server's own line framing: a replacement for
+L{LineReceiver<twisted.protocols.basic.LineReceiver>} whose work
 is linear in the bytes received, whatever the line limit.
 
-L{LineReceiver} appends every chunk to its buffer (a copy of the whole
+L{LineReceiver<twisted.protocols.basic.LineReceiver>} appends every chunk to its buffer
+(a copy of the whole
 buffer) and splits the whole buffer again, so a long line sent in small
 pieces costs time quadratic in its length (2.6 CPU seconds for one 1 MB
 line in 100-byte pieces).  L{LineFraming} searches for the delimiter only
@@ -27,13 +29,15 @@ class LineFraming(Protocol):
     C{MAX_LENGTH} bytes goes to L{lineLengthExceeded} instead and no more
     lines are read from that connection.
 
-    The names are L{LineReceiver}'s (C{delimiter}, C{MAX_LENGTH},
+    The names are L{LineReceiver<twisted.protocols.basic.LineReceiver>}'s (C{delimiter},
+    C{MAX_LENGTH},
     C{lineReceived}, C{lineLengthExceeded}, C{sendLine}), so mixins written
     for it work unchanged; raw mode and C{pauseProducing} of the protocol
-    are not offered (pause the transport instead).  Like L{LineReceiver},
+    are not offered (pause the transport instead).  Like
+    L{LineReceiver<twisted.protocols.basic.LineReceiver>},
     no further line of a chunk is handled once the transport is closing.
 
-    @ivar partialSince: C{clock.seconds()} (as given to L{framingClock})
+    @ivar partialSince: C{clock.seconds()} (as given to C{framingClock})
         when the unfinished line now buffered began, or L{None} if there is
         none; lets a subclass close a line that never completes.
     @ivar framingWork: Bytes searched plus bytes copied on behalf of

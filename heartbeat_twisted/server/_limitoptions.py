@@ -26,8 +26,8 @@ LIMIT_PARAMETERS: list[list[Any]] = [
         "max-connections",
         None,
         None,
-        "Connections open at once, all clients together; 0: no limit "
-        "(default: ulimit -n less 100).",
+        "Connections open at once, all clients together; 0: no limit. "
+        "[default: ulimit -n less 100]",
     ],
     [
         "max-connections-per-ip",
@@ -51,7 +51,8 @@ LIMIT_PARAMETERS: list[list[Any]] = [
         "backlog",
         None,
         None,
-        "Listen backlog (default: 1024, or net.core.somaxconn if smaller).",
+        "Listen backlog: connections the kernel may queue before they are "
+        "accepted. [default: 1024, or net.core.somaxconn if smaller]",
     ],
     [
         "line-timeout",

@@ -160,9 +160,10 @@ class Options(OperationsOptionsMixin, usage.Options):
         "[--port PORT] [--idle SECONDS] [--check-interval SECONDS] [ping/pong options]"
     )
     longdesc = (
-        "Run the heartbeat demo server: it logs every connection and payload, "
-        "answers 'ping' with 'pong', and closes connections that send nothing "
-        "for --idle seconds."
+        "Run the heartbeat server: it logs each connection and why it closed "
+        "(payloads only with --log-payloads), answers 'ping' with 'pong', and "
+        "closes connections that send no ping (see --activity) for --idle "
+        "seconds.  Every limit has a safe default: docs/hardening.rst."
     )
 
     optParameters = [

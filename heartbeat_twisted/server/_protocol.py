@@ -152,6 +152,15 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
         seconds: float = self._clock.seconds()
         return seconds
 
+    def heartbeatMayLog(self) -> bool:
+        """
+        Lines the library logs about closing this connection (a refusal
+        for misbehaving, an abort after the close grace) share the
+        factory's log budget with the connect and close lines.
+        """
+        factory: Any = self.factory
+        return bool(factory.logBudget.allow())
+
     def connectionMade(self) -> None:
         factory = self._serverFactory()
         transport: Any = self.transport

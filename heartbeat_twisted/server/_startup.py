@@ -56,7 +56,7 @@ class HangupService(Service):
     SIGUSR1, and a hangup of the terminal must not end a server without a
     word.  Add it to the server's service when it runs on the real reactor.
 
-    @param installSignal: Installs a signal handler (L{signal.signal} by
+    @param installSignal: Installs a signal handler (C{signal.signal} by
         default; tests pass their own).
     """
 
