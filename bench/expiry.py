@@ -553,9 +553,10 @@ def show(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    mode.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    # The two internal roles are hidden; a hidden option in a mutually
+    # exclusive group breaks --help on Python 3.11's argparse.
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--expiring", type=positiveInt, default=2000)
     parser.add_argument("--busy", type=int, default=200)
     parser.add_argument("--clients", type=positiveInt, default=2)

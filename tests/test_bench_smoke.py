@@ -58,6 +58,27 @@ class BenchSmokeTests(SynchronousTestCase):
         self.assertIn("python:", result.stdout)
         return result.stdout
 
+    def test_expiry(self) -> None:
+        """
+        C{expiry.py}: a few connections time out at once, each closed by
+        the heartbeat, none early, no busy one lost; C{--help} works.
+        """
+        out = self.runBench(
+            "expiry.py",
+            *("--expiring", "20", "--busy", "2", "--idle", "1"),
+            *("--check-interval", "0.25", "--warmup", "0.2", "--ping-interval", "0.2"),
+        )
+        self.assertIn("closed by the heartbeat: 20; not closed: 0; busy lost: 0", out)
+        self.assertIn("close window (FIN - last byte):", out)
+        usage = subprocess.run(
+            [sys.executable, str(BENCH / "expiry.py"), "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(usage.returncode, 0, usage.stderr)
+        self.assertIn("--expiring", usage.stdout)
+
     def test_help(self) -> None:
         """
         Every script answers C{--help}.
