@@ -252,3 +252,37 @@ class HotPathTests(SynchronousTestCase):
             b"command 'hello'; try: ping\n",
         )
         self.assertEqual(factory.pingCounters.pings, 0)
+
+    def test_useConfig(self) -> None:
+        """
+        L{PingAnswerMixin.pingUseConfig} changes an open connection's
+        limits and health checks from its next ping on, starting or
+        stopping the flood limit's stall watch with it.
+        """
+        clock = Clock()
+        factory = ServerFactory(
+            heartbeatConfig=HeartbeatConfig(idle=5),
+            clock=clock,
+            pingServerConfig=PingServerConfig(pingRate=0),
+        )
+        protocol = factory.buildProtocol(IPv4Address("TCP", "10.0.0.1", 1))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        calls = len(clock.getDelayedCalls())
+        protocol.pingUseConfig(
+            PingServerConfig(
+                pingRate=1, pingBurst=1, healthChecks=[HealthCheck("bad", failing)]
+            )
+        )
+        self.assertEqual(len(clock.getDelayedCalls()), calls + 1)
+        clock.advance(0.01)
+        protocol.dataReceived(b"ping\n")
+        protocol.dataReceived(b"ping\n")
+        self.assertEqual(
+            transport.value(),
+            b"error unhealthy :bad: returned False\nerror too_many_pings :at most "
+            b"1 pings at once and 1 a second\n",
+        )
+        self.assertRaises(TypeError, protocol.pingUseConfig, None)
+        protocol.pingUseConfig(PingServerConfig(pingRate=0))
+        self.assertEqual(len(clock.getDelayedCalls()), calls + 1)  # the abort

@@ -265,6 +265,26 @@ class PingAnswerMixin(PingFramed):
             )
         return True
 
+    def pingUseConfig(self, config: PingServerConfig) -> None:
+        """
+        Judge and answer this connection's pings with C{config} from now
+        on: for a server that changes its settings at run time (its drain
+        adds a failing health check to every open connection).  The token
+        bucket keeps what it holds.
+        """
+        if not isinstance(config, PingServerConfig):
+            raise TypeError(f"config must be a PingServerConfig: {config!r}")
+        self._pingServerConfig = config
+        self.MAX_LENGTH = config.maxLineLength
+        if not self._pingServerOpen:
+            return
+        if config.pingRate and not self._pingWatching:
+            self._pingServerShared.stalls().start()
+            self._pingWatching = True
+        elif not config.pingRate and self._pingWatching:
+            self._pingServerShared.stalls().stop()
+            self._pingWatching = False
+
     def pingReceived(self, token: bytes | None) -> None:
         """
         The framing decoded a ping (with C{token}, if it carried one):

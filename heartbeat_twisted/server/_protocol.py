@@ -188,7 +188,7 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
         factory = self._serverFactory()
         transport: Any = self.transport
         self._clock = clock = factory.clock
-        self._responder = factory.pingCounters
+        self._counters = factory.pingCounters
         peer = transport.getPeer()
         self._key = key = addressKey(peer, factory.limits.limitLoopback)
         refused = factory.gate.admit(key, clock.seconds())
@@ -247,10 +247,10 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
         if self._activity == _BYTES:
             self.heartbeatTouch()
             return LineFraming.dataReceived(self, data)
-        responder = self._responder
-        before = responder.pings
+        counters = self._counters
+        before = counters.pings
         why = LineFraming.dataReceived(self, data)
-        if responder.pings != before:
+        if counters.pings != before:
             self.heartbeatTouch()
         return why
 
@@ -342,8 +342,6 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
     protocol = ServerProtocol
     noisy = False
     pingCounters: PingCounters
-    # The drain and the metrics still use the 0.1 responder: no warning.
-    pingResponderWarns = False
     writeSettings = WriteSettings()
     _log = Logger()
 
@@ -365,6 +363,9 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
             )
         self.clock: Any = resolveClock(self.heartbeatClock)
         self.pingServerConfig = pingServerConfig
+        # Replaced by the counters its connections share once one is made;
+        # zero until then, for the metrics.
+        self.pingCounters = PingCounters()
         if pingResponder is not None:
             # Deprecated: the answering mixin warns when it finds it.
             self.pingResponder = pingResponder
