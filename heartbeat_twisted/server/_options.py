@@ -141,7 +141,8 @@ def _pingServerConfig(options: Options) -> PingServerConfig:
             maxLineLength=_whole("max-line-length", options["max-line-length"]),
             healthCheckMaxAge=_seconds(
                 "health-check-max-age", options["health-check-max-age"], timer=False
-            ),
+            )
+            or 0.0,
         )
     except ValueError as e:
         raise optionError(

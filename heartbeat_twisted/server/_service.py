@@ -12,7 +12,6 @@ import socket
 from typing import Any
 
 import attrs
-
 from twisted.application import strports
 from twisted.application.service import IService, MultiService
 from twisted.internet import defer
