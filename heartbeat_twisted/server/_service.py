@@ -12,6 +12,7 @@ import socket
 from collections import Counter
 from typing import Any
 
+import attrs
 from twisted.application import strports
 from twisted.application.service import IService, MultiService
 from twisted.internet import defer
@@ -24,7 +25,6 @@ from twisted.python.failure import Failure
 from .._config import KeepAliveConfig
 from .._keepalive import KeepAliveResult, enableKeepAlive
 from .._time import useMonotonicTime
-from ..ping._health import PingResponder
 from ._drain import ConnectionSet, Drainer, MaxAge
 from ._logformat import jsonLogger
 from ._metrics import ReactorLag, Sample, ServerMetrics, metricsSite
@@ -334,19 +334,17 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     becomeWorker()
     clock: Any = reactor
     path = options["health-check-file"]
-    responder = PingResponder(
+    pingServerConfig = attrs.evolve(
         options.pingServerConfig,
-        [fileHealthCheck(path)] if path else [],
-        clock=clock,
+        healthChecks=(fileHealthCheck(path),) if path else (),
     )
     connections = ConnectionSet()
-    drainer = Drainer(options.drainConfig, connections, responder, clock=clock)
     limits = options.serverLimits
     factory = OperatedFactory(
         heartbeatConfig=options.heartbeatConfig,
         clock=clock,
         keepAliveConfig=options.keepAliveConfig,
-        pingResponder=responder,
+        pingServerConfig=pingServerConfig,
         connections=connections,
         limits=limits.limits,
         activity=limits.activity,
@@ -354,6 +352,7 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         backlog=limits.backlog,
     )
     factory.writeSettings = options.writeSettings
+    drainer = Drainer(options.drainConfig, connections, factory, clock=clock)
     if options.maxAgeConfig is not None:
         # Ages are per-connection deadlines: the idle sweep keeps them (one
         # list append each) instead of one reactor timer per connection.
