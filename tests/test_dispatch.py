@@ -20,7 +20,7 @@ from twisted.python import context, log
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from heartbeat_twisted.server._dispatch import _reactorClasses, dispatchReadsDirectly
+from heartbeat_twisted.server._dispatch import _reactorClasses, dispatchDirectly
 
 
 def systemNow() -> str:
@@ -47,7 +47,9 @@ class Recording(Protocol):
         self.systems.append(systemNow())
         if data == b"boom":
             raise RuntimeError("boom")
-        self.transport.write(b"pong\n")  # type: ignore[union-attr]
+        self.transport.write(b"pong\n" * (20000 if data == b"bye" else 1))  # type: ignore[union-attr]
+        if data == b"bye":
+            self.transport.loseConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = Failure(Exception())) -> None:
         self.ended.append(reason.type)
@@ -55,7 +57,7 @@ class Recording(Protocol):
 
 class Other(Recording):
     """
-    Not given to L{dispatchReadsDirectly}: keeps Twisted's path.
+    Not given to L{dispatchDirectly}: keeps Twisted's path.
     """
 
 
@@ -115,9 +117,9 @@ class DirectReadsMixin:
         """
         reactor = self.reactor()
         case: Any = self
-        case.assertEqual(dispatchReadsDirectly(reactor, [Recording]), self.reactorName)
+        case.assertEqual(dispatchDirectly(reactor, [Recording]), self.reactorName)
         case.assertIn("doIteration", vars(reactor))
-        case.assertIsNone(dispatchReadsDirectly(reactor, [Recording]))
+        case.assertIsNone(dispatchDirectly(reactor, [Recording]))
 
     def test_readsWithoutContext(self) -> None:
         """
@@ -125,7 +127,7 @@ class DirectReadsMixin:
         answered; another protocol's read keeps it.
         """
         reactor = self.reactor()
-        dispatchReadsDirectly(reactor, [Recording])
+        dispatchDirectly(reactor, [Recording])
         case: Any = self
         for protocol, direct in [(Recording, True), (Other, False)]:
             client, server = self.serve(reactor, protocol)
@@ -143,7 +145,7 @@ class DirectReadsMixin:
         from twisted.internet.error import ConnectionDone, ConnectionLost
 
         reactor = self.reactor()
-        dispatchReadsDirectly(reactor, [Recording])
+        dispatchDirectly(reactor, [Recording])
         case: Any = self
         client, server = self.serve(reactor, Recording)
         client.close()
@@ -155,13 +157,32 @@ class DirectReadsMixin:
         until(reactor, lambda: bool(server.ended))
         case.assertEqual(server.ended, [ConnectionLost])
 
+    def test_closeAfterWrites(self) -> None:
+        """
+        C{loseConnection} right after writing more than one send takes
+        delivers everything, then closes cleanly (Twisted's C{doWrite}
+        finishes the close).
+        """
+        from twisted.internet.error import ConnectionDone
+
+        reactor = self.reactor()
+        dispatchDirectly(reactor, [Recording])
+        case: Any = self
+        client, server = self.serve(reactor, Recording)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.sendall(b"bye")
+        case.assertEqual(receive(reactor, client, 100000), b"pong\n" * 20000)
+        until(reactor, lambda: bool(server.ended))
+        case.assertEqual(server.ended, [ConnectionDone])
+        case.assertEqual(receive(reactor, client, 1, eof=True), b"")
+
     def test_errorInRead(self) -> None:
         """
         An exception in C{dataReceived} is logged with the connection's log
         prefix and loses the connection, as Twisted's own path does.
         """
         reactor = self.reactor()
-        dispatchReadsDirectly(reactor, [Recording])
+        dispatchDirectly(reactor, [Recording])
         events: list[dict[str, Any]] = []
         log.addObserver(events.append)
         case: Any = self
@@ -188,9 +209,10 @@ def until(reactor: Any, done: Callable[[], bool], turns: int = 500) -> None:
     raise AssertionError("condition not met within the bounded iterations")
 
 
-def receive(reactor: Any, client: socket.socket, size: int) -> bytes:
+def receive(reactor: Any, client: socket.socket, size: int, eof: bool = False) -> bytes:
     """
-    Iterate C{reactor} until C{client} received C{size} bytes.
+    Iterate C{reactor} until C{client} received C{size} bytes (or, with
+    C{eof}, the end of the stream).
     """
     client.setblocking(False)
     got = b""
@@ -198,9 +220,12 @@ def receive(reactor: Any, client: socket.socket, size: int) -> bytes:
     def read() -> bool:
         nonlocal got
         try:
-            got += client.recv(size - len(got))
+            chunk = client.recv(size - len(got))
         except BlockingIOError:
-            pass
+            return False
+        if eof and not chunk:
+            return True
+        got += chunk
         return len(got) >= size
 
     until(reactor, read)
@@ -223,14 +248,14 @@ class OtherReactorTests(SynchronousTestCase):
         """
         select = SelectReactor()
         self.addCleanup(select.waker.connectionLost, None)
-        self.assertIsNone(dispatchReadsDirectly(select, [Recording]))
+        self.assertIsNone(dispatchDirectly(select, [Recording]))
         self.assertNotIn("doIteration", vars(select))
         from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 
         loop = asyncio.new_event_loop()
         self.addCleanup(loop.close)
         running = AsyncioSelectorReactor(loop)
-        self.assertIsNone(dispatchReadsDirectly(running, [Recording]))
+        self.assertIsNone(dispatchDirectly(running, [Recording]))
         self.assertNotIn("doIteration", vars(running))
         for cls in _reactorClasses():
 
@@ -241,6 +266,6 @@ class OtherReactorTests(SynchronousTestCase):
                 doIteration = doPoll
 
             own = Own()
-            self.assertIsNone(dispatchReadsDirectly(own, [Recording]))
+            self.assertIsNone(dispatchDirectly(own, [Recording]))
             own.waker.connectionLost(None)
             getattr(own._poller, "close", lambda: None)()

@@ -1,5 +1,5 @@
 """
-Read dispatch without the legacy logging context, for the reactor that
+Event dispatch without the legacy logging context, for the reactor that
 C{twistd heartbeat} owns.
 
 Twisted's epoll and poll reactors run every event inside
@@ -10,19 +10,20 @@ prefix.  For a ping/pong server that is about a fifth of the Python work
 per pong, and the server makes no legacy log call: its protocols log
 with C{twisted.logger}, whose events never read that context.
 
-L{dispatchReadsDirectly} makes the reactor call C{doRead} directly for
-the one event that dominates (readable, nothing else) on a
-connection of the server's own protocols (L{tcp.Server
-<twisted.internet.tcp.Server>} whose protocol's class is one of those
-given, so TLS and the metrics page keep Twisted's path).  Everything
-else (writable, hang-up, error events, other selectables) goes through
-Twisted's own dispatch, in the logging context, unchanged; and when such
-a read raises or reports the connection lost, the error is logged and the
-connection dropped exactly as Twisted's C{_doReadOrWrite} does, inside
-C{callWithLogger}, so those log lines keep their prefix.
+L{dispatchDirectly} makes the reactor call C{doRead} (or C{doWrite})
+directly for the events that dominate (readable, or writable, and
+nothing else) on a connection of the server's own protocols (a
+L{tcp.Server<twisted.internet.tcp.Server>} whose protocol's class is one
+of those given, so TLS and the metrics page keep Twisted's path).
+Everything else (hang-up and error events, both directions at once,
+other selectables) goes through Twisted's own dispatch, in the logging
+context, unchanged; and when such a read or write raises or reports the
+connection lost, the error is logged and the connection dropped exactly
+as Twisted's C{_doReadOrWrite} does, inside C{callWithLogger}, so those
+log lines keep their prefix.
 
 This module reads the reactor's internals (C{_poller}, C{_selectables},
-C{_doReadOrWrite}, C{_disconnectSelectable}, C{_POLL_IN}), the same from
+C{_doReadOrWrite}, C{_disconnectSelectable}, C{_POLL_IN}, C{_POLL_OUT}), the same from
 Twisted 22.4 to the newest release; it is used only on the exact
 C{EPollReactor} and C{PollReactor} classes whose C{doPoll} is Twisted's
 own (tests/test_dispatch.py pins that the behaviour is Twisted's).
@@ -38,7 +39,7 @@ from twisted.internet import tcp
 from twisted.python import log
 from twisted.python.failure import Failure
 
-__all__ = ["dispatchReadsDirectly"]
+__all__ = ["dispatchDirectly"]
 
 
 def _reactorClasses() -> dict[type, str]:
@@ -66,13 +67,14 @@ def _failed(reactor: Any, selectable: Any, failure: Failure) -> None:
     reactor._disconnectSelectable(selectable, failure.value, False)
 
 
-def dispatchReadsDirectly(reactor: Any, protocols: Collection[type]) -> str | None:
+def dispatchDirectly(reactor: Any, protocols: Collection[type]) -> str | None:
     """
-    Make C{reactor} call C{doRead} without the legacy logging context for
-    a readable connection whose protocol's class is in C{protocols}.
+    Make C{reactor} call C{doRead} and C{doWrite} without the legacy
+    logging context for a connection whose protocol's class is in
+    C{protocols}.
 
     @param reactor: The reactor this process owns.
-    @param protocols: The protocol classes (exact classes) whose reads may
+    @param protocols: The protocol classes (exact classes) whose events may
         skip the context: classes that make no legacy C{log.msg} call.
     @return: The reactor's name (C{"epoll"}, C{"poll"}) if done, else
         L{None} (any other reactor, or one whose C{doPoll} is not
@@ -89,16 +91,17 @@ def dispatchReadsDirectly(reactor: Any, protocols: Collection[type]) -> str | No
     selectables: dict[int, Any] = reactor._selectables
     general: Callable[[Any, int, int], None] = reactor._doReadOrWrite
     pollIn: int = reactor._POLL_IN
-    server = tcp.Server
+    pollOut: int = reactor._POLL_OUT
+    server: Any = tcp.Server
     callWithLogger: Callable[..., Any] = log.callWithLogger
 
     def dispatch(events: list[tuple[int, int]]) -> None:
         for fd, event in events:
-            selectable = selectables.get(fd)
+            selectable: Any = selectables.get(fd)
             if selectable is None:
                 continue
             if (
-                event != pollIn
+                (event != pollIn and event != pollOut)
                 or selectable.__class__ is not server
                 or selectable.protocol.__class__ not in ours
             ):
@@ -109,7 +112,8 @@ def dispatchReadsDirectly(reactor: Any, protocols: Collection[type]) -> str | No
                     closed = True
                 else:
                     closed = False
-                    why = selectable.doRead()
+                    reading = event == pollIn
+                    why = selectable.doRead() if reading else selectable.doWrite()
             except BaseException:
                 failure = Failure()  # type: ignore[no-untyped-call]
                 callWithLogger(selectable, _failed, reactor, selectable, failure)
@@ -119,7 +123,7 @@ def dispatchReadsDirectly(reactor: Any, protocols: Collection[type]) -> str | No
                 callWithLogger(selectable, general, selectable, fd, event)
             elif why:
                 callWithLogger(
-                    selectable, reactor._disconnectSelectable, selectable, why, True
+                    selectable, reactor._disconnectSelectable, selectable, why, reading
                 )
 
     if name == "epoll":
