@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Deadline", "IdleEntry", "Idler", "checkIdle"]
 
-#: C{IdleEntry.key} of an entry that is filed nowhere: its idle is off.
+#: C{Deadline.key} of a deadline that is filed nowhere.
 _UNFILED = -1
 
 
@@ -56,19 +56,25 @@ class IdleEntry:
     The tracker keeps entries in deadline buckets and re-files them lazily;
     recording activity is just C{entry.last = now}.
 
+    Four slots and nothing else, so an entry costs 64 bytes (its C{last}
+    float 24 more, its bucket slot 8): the idle is the config's own float
+    unless set, and the bucket is referenced, not numbered (a number above
+    256 would be an int object per entry).
+
     @ivar owner: The tracked object, or L{None} once it is no longer tracked.
     @ivar last: The tracker's C{seconds()} at the last activity.
     @ivar idle: Seconds of silence after which it times out; C{0}: never.
-    @ivar key: The sweep it is filed under (the tracker's business).
+    @ivar bucket: The deadline bucket it is filed in, L{None} if none (the
+        tracker's business: a copy in any other bucket is stale).
     """
 
-    __slots__ = ("idle", "key", "last", "owner")
+    __slots__ = ("bucket", "idle", "last", "owner")
 
     def __init__(self, owner: Idler, last: float, idle: float = 0.0) -> None:
         self.owner: Idler | None = owner
         self.last = last
         self.idle = idle
-        self.key = _UNFILED
+        self.bucket: list[IdleEntry] | None = None
 
     def __repr__(self) -> str:
         return f"<IdleEntry owner={self.owner!r} last={self.last!r} idle={self.idle!r}>"

@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ._config import HeartbeatConfig
-from ._entries import _UNFILED, Deadline, IdleEntry, Idler, checkIdle
+from ._entries import Deadline, IdleEntry, Idler, checkIdle
 from ._time import StallGuard, decisionSeconds, resolveClock
 
 __all__ = [
@@ -103,7 +103,8 @@ class IdleTracker:
         self._callBuckets: dict[int, list[Deadline]] = {}
         self._callKeys: list[int] = []
         # Due buckets, taken by a sweep and worked through within each
-        # turn's budget: [key, bucket, position].
+        # turn's budget: [bucket, position] (entries), [key, bucket,
+        # position] (deadlines).
         self._pending: deque[list[Any]] = deque()
         self._pendingCalls: deque[list[Any]] = deque()
         self._start = 0.0
@@ -183,14 +184,11 @@ class IdleTracker:
             return
         entry.idle = self._idle if checked is None else checked
         if not entry.idle:
-            entry.key = _UNFILED
+            entry.bucket = None
             return
-        deadline = entry.last + entry.idle
-        if entry.key == _UNFILED or self._keyFor(deadline) < entry.key:
-            # Sooner than it is filed: file it again (the old copy is
-            # skipped, its key no longer matches); later is re-filed lazily,
-            # and one in a bucket the sweep has taken is decided there.
-            self._file(entry, deadline)
+        # File it again (the old copy is skipped: it is no longer the
+        # entry's bucket); one bucket slot, and idles change rarely.
+        self._file(entry, entry.last + entry.idle)
 
     def untrack(self, entry: IdleEntry) -> None:
         """
@@ -202,6 +200,7 @@ class IdleTracker:
         if entry.owner is None:
             return
         entry.owner = None
+        entry.bucket = None
         self._count -= 1
         self._sleepIfDone()
 
@@ -243,12 +242,13 @@ class IdleTracker:
         return key if key > self._current else self._current + 1
 
     def _file(self, entry: IdleEntry, deadline: float) -> None:
-        key = entry.key = self._keyFor(deadline)
+        key = self._keyFor(deadline)
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = []
             heapq.heappush(self._keys, key)
         bucket.append(entry)
+        entry.bucket = bucket
 
     def fileDeadline(self, call: Deadline) -> None:
         """
@@ -344,7 +344,7 @@ class IdleTracker:
         keys = self._keys
         while keys and keys[0] <= current:
             key = heapq.heappop(keys)
-            self._pending.append([key, self._buckets.pop(key), 0])
+            self._pending.append([self._buckets.pop(key), 0])
         callKeys = self._callKeys
         while callKeys and callKeys[0] <= current:
             key = heapq.heappop(callKeys)
@@ -435,49 +435,55 @@ class IdleTracker:
         pending = self._pending
         while pending and not exhausted:
             cursor = pending[0]
-            key, bucket, position = cursor
-            while position < len(bucket):
-                entry = bucket[position]
-                position += 1
-                visited += 1
-                owner = entry.owner
-                if owner is None or entry.key != key:
-                    continue  # untracked, or filed again elsewhere
-                deadline = entry.last + entry.idle
-                if deadline > now:
-                    # Lazy re-arm: activity since filing; file under the
-                    # sweep at or after the new deadline (_file inlined).
-                    later = ceil((deadline - start) / interval)
-                    if later <= current:
-                        later = current + 1
-                    entry.key = later
-                    laterBucket = buckets.get(later)
-                    if laterBucket is None:
-                        laterBucket = buckets[later] = []
-                        heapq.heappush(keys, later)
-                    laterBucket.append(entry)
-                    if not visited % 256 and clock() - began > budget:
+            bucket, position = cursor
+            end = len(bucket)
+            while position < end and not exhausted:
+                # In slices of 256, timing the turn between slices.
+                stop = position + 256 if position + 256 < end else end
+                for index in range(position, stop):
+                    entry = bucket[index]
+                    if entry.bucket is not bucket:
+                        continue  # untracked, or filed again elsewhere
+                    deadline = entry.last + entry.idle
+                    if deadline > now:
+                        # Lazy re-arm: activity since filing; file under the
+                        # sweep at or after the new deadline (_file inlined).
+                        later = ceil((deadline - start) / interval)
+                        if later <= current:
+                            later = current + 1
+                        laterBucket = buckets.get(later)
+                        if laterBucket is None:
+                            laterBucket = buckets[later] = []
+                            heapq.heappush(keys, later)
+                        laterBucket.append(entry)
+                        entry.bucket = laterBucket
+                        continue
+                    owner = entry.owner
+                    if owner is None:
+                        continue
+                    done += 1
+                    self.timedOut += 1
+                    self._batch += 1
+                    try:
+                        owner.heartbeatTimedOut()
+                    except Exception:
+                        self._log.failure(
+                            "heartbeatTimedOut of {owner!r} failed", owner=owner
+                        )
+                    if entry.bucket is bucket:
+                        # It stays open: count its silence afresh.
+                        entry.last = now
+                        self._file(entry, now + entry.idle)
+                    if done >= limit or (not done % 32 and clock() - began > budget):
                         exhausted = True
+                        stop = index + 1
                         break
-                    continue
-                done += 1
-                self.timedOut += 1
-                self._batch += 1
-                try:
-                    owner.heartbeatTimedOut()
-                except Exception:
-                    self._log.failure(
-                        "heartbeatTimedOut of {owner!r} failed", owner=owner
-                    )
-                if entry.owner is not None and entry.key == key:
-                    # It stays open: count its silence afresh.
-                    entry.last = now
-                    self._file(entry, now + entry.idle)
-                if done >= limit or (not done % 32 and clock() - began > budget):
+                visited += stop - position
+                position = stop
+                if clock() - began > budget:
                     exhausted = True
-                    break
-            cursor[2] = position
-            if position >= len(bucket) and pending and pending[0] is cursor:
+            cursor[1] = position
+            if position >= end and pending and pending[0] is cursor:
                 pending.popleft()
         self.visited += visited
         self.lastVisited += visited

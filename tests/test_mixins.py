@@ -404,16 +404,13 @@ class RefusedClientTests(SynchronousTestCase):
 
     def refused(self, lingering: bool) -> tuple[Clock, Any]:
         from heartbeat_twisted.ping import PingServerConfig
-        from heartbeat_twisted.ping._health import PingResponder
         from heartbeat_twisted.server import DemoFactory
 
         clock = Clock()
         factory = DemoFactory(
             heartbeatConfig=HeartbeatConfig(idle=30),
             clock=clock,
-            pingResponder=PingResponder(
-                PingServerConfig(maxLineLength=16), clock=clock
-            ),
+            pingServerConfig=PingServerConfig(maxLineLength=16),
         )
         connection = connect(factory, lingering=lingering)
         connection.receive(b"x" * 100 + b"\n")

@@ -14,11 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.trial.unittest import TestCase
 
 from ._fleet import HAProxy, Server
-from ._peers import connectPeer
+from ._peers import Peer, connectPeer
 from ._pingnet import tempPath
 from ._system import requireSystem
 from ._twistd import ChildProcess
@@ -46,15 +48,75 @@ class ProxyProtocolTests(TestCase):
             yield peer.expect(b"pong v%d\n" % version)
             address = f"127.0.0.1:{peer.transport.getHost().port}"
             peer.transport.loseConnection()
-            # Twisted's PROXY wrapper starts the protocol before the header
-            # arrives, so the connect line still has HAProxy's address; the
-            # close line has the client's.
+            # The protocol starts once the header is read: the connect
+            # line has the client's address, as the close line does.
+            yield server.waitForPeer(address)
             closed = yield server.process.waitUntil(
                 lambda address=address: server.closes().get(address),
                 10,
                 f"the close of {address} (PROXY v{version})",
             )
             self.assertEqual(closed, "peer closed")
+
+    @inlineCallbacks
+    def test_limitPerClient(self) -> Any:
+        """
+        With C{--max-connections-per-ip 2} behind C{send-proxy}, the limit
+        counts each client's own address: a third client from 127.0.0.2 is
+        refused while one from 127.0.0.3 is admitted, and the connect,
+        refusal and close lines name the clients, not HAProxy.
+        """
+        requireSystem(self, "haproxy", root=False)
+        server = yield Server(
+            self, "a", "--max-connections-per-ip", "2", "--limit-loopback"
+        ).started()
+        proxy = yield HAProxy(self, [[("a", server.port, 1)]]).started()
+        (front,) = proxy.fronts
+
+        def connectFrom(source: str) -> Any:
+            endpoint = TCP4ClientEndpoint(
+                reactor, "127.0.0.1", front, timeout=10, bindAddress=(source, 0)
+            )
+            return connectProtocol(endpoint, Peer())
+
+        admitted = []
+        for source in ("127.0.0.2", "127.0.0.2"):
+            peer = yield connectFrom(source)
+            self.addCleanup(peer.transport.abortConnection)
+            peer.send(b"ping\n")
+            yield peer.expect(b"pong\n")
+            admitted.append(peer)
+        third = yield connectFrom("127.0.0.2")
+        self.addCleanup(third.transport.abortConnection)
+        thirdPort = third.transport.getHost().port
+        received = yield third.waitUntil(
+            lambda: b"\n" in third.received, 10, "the refusal line"
+        )
+        self.assertTrue(received)
+        self.assertTrue(third.received.startswith(b"error too_many_connections"))
+        other = yield connectFrom("127.0.0.3")
+        self.addCleanup(other.transport.abortConnection)
+        other.send(b"ping\n")
+        yield other.expect(b"pong\n")
+        refused = yield server.process.waitUntil(
+            lambda: server.peers("refused {peer}: {reason}"), 10, "the refusal"
+        )
+        self.assertEqual(refused, [f"127.0.0.2:{thirdPort}"])
+        expected = [
+            f"127.0.0.2:{admitted[0].transport.getHost().port}",
+            f"127.0.0.2:{admitted[1].transport.getHost().port}",
+            f"127.0.0.3:{other.transport.getHost().port}",
+        ]
+        yield server.waitForPeer(expected[-1])
+        # (HAProxy.started's own probe came from 127.0.0.1.)
+        self.assertEqual(
+            [p for p in server.peers() if not p.startswith("127.0.0.1:")], expected
+        )
+        admitted[0].transport.loseConnection()
+        closed = yield server.process.waitUntil(
+            lambda: server.closes().get(expected[0]), 10, "the close line"
+        )
+        self.assertEqual(closed, "peer closed")
 
 
 def documentedConfig() -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
+from collections import Counter
 from typing import Any
 
+import attrs
 from twisted.application import strports
 from twisted.application.service import IService, MultiService
 from twisted.internet import defer
@@ -23,12 +25,12 @@ from twisted.python.failure import Failure
 from .._config import KeepAliveConfig
 from .._keepalive import KeepAliveResult, enableKeepAlive
 from .._time import useMonotonicTime
-from ..ping._health import PingResponder
 from ._drain import ConnectionSet, Drainer, MaxAge
 from ._logformat import jsonLogger
 from ._metrics import ReactorLag, Sample, ServerMetrics, metricsSite
 from ._options import Options
 from ._protocol import ServerFactory, ServerProtocol, fileHealthCheck
+from ._proxylisten import ProxyHeaderFactory, proxiedDescription
 from ._reuseport import parseListenAddress, reusePortSocket
 from ._startup import HangupService, describeListenError
 from ._workers import WorkerSupervisor, becomeWorker, supervisorLogfile, workerArgv
@@ -146,6 +148,8 @@ class HeartbeatService(MultiService):
     @ivar drainer: The graceful stop.
     @ivar ports: The listening ports, once listening.
     @ivar metrics: The server's metrics (L{ServerMetrics.values} reads them).
+    @ivar proxyFailures: Connections to C{haproxy:} ports closed without a
+        good PROXY header, by reason (L{ProxyHeaderFactory.failures}).
     """
 
     def __init__(
@@ -159,6 +163,7 @@ class HeartbeatService(MultiService):
         logFormat: str = "text",
         metrics: ServerMetrics | None = None,
         reusePort: bool = False,
+        proxyFailures: Counter[str] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.metrics = metrics
@@ -172,6 +177,9 @@ class HeartbeatService(MultiService):
         self._logFormat = logFormat
         self._reusePort = reusePort
         self._listening = False
+        self.proxyFailures: Counter[str] = (
+            proxyFailures if proxyFailures is not None else Counter()
+        )
 
     def setServiceParent(self, parent: Any) -> None:
         """
@@ -197,19 +205,42 @@ class HeartbeatService(MultiService):
                 raise SystemExit(describeListenError(description, e)) from None
 
     def _listenOn(self, reactor: Any, description: str) -> None:
+        factory: Any = self.factory
+        inner = proxiedDescription(description)
+        if inner is not None:
+            # Our own PROXY wrapper, not Twisted's haproxy: endpoint: the
+            # factory sees the client's address, not the proxy's.
+            factory = self.proxyFactory()
         if self._reusePort:
-            self._listened(self._reuse(reactor, description), description)
+            port = self._reuse(reactor, inner or description, factory)
+            self._listened(port, description)
             return
-        endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+        endpoint = serverFromString(reactor, inner or description)  # type: ignore[no-untyped-call]
         failures: list[Failure] = []
-        d = endpoint.listen(self.factory)
+        d = endpoint.listen(factory)
         d.addCallback(self._listened, description)
         d.addErrback(failures.append)
         if failures:
             # Fail twistd's start, as strports.service does.
             failures[0].raiseException()
 
-    def _reuse(self, reactor: Any, description: str) -> IListeningPort:
+    def proxyFactory(self) -> ProxyHeaderFactory:
+        """
+        The factory of one C{haproxy:} port: the server's factory behind
+        the PROXY header, which must arrive within C{--line-timeout}; bad
+        headers are logged in the server's log budget and counted in
+        L{proxyFailures}.
+        """
+        factory = self.factory
+        return ProxyHeaderFactory(
+            factory,
+            clock=factory.clock,
+            headerTimeout=factory.limits.lineTimeout,
+            mayLog=factory.logBudget.allow,
+            failures=self.proxyFailures,
+        )
+
+    def _reuse(self, reactor: Any, description: str, factory: Any) -> IListeningPort:
         """
         Listen on a C{tcp:} endpoint with C{SO_REUSEPORT} (C{--reuse-port},
         C{--workers}).
@@ -218,7 +249,7 @@ class HeartbeatService(MultiService):
         sock = reusePortSocket(interface, port, backlog)
         try:
             listening: IListeningPort = reactor.adoptStreamPort(
-                sock.fileno(), sock.family, self.factory
+                sock.fileno(), sock.family, factory
             )
         finally:
             sock.close()  # the port holds its own duplicate
@@ -303,19 +334,17 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     becomeWorker()
     clock: Any = reactor
     path = options["health-check-file"]
-    responder = PingResponder(
+    pingServerConfig = attrs.evolve(
         options.pingServerConfig,
-        [fileHealthCheck(path)] if path else [],
-        clock=clock,
+        healthChecks=(fileHealthCheck(path),) if path else (),
     )
     connections = ConnectionSet()
-    drainer = Drainer(options.drainConfig, connections, responder, clock=clock)
     limits = options.serverLimits
     factory = OperatedFactory(
         heartbeatConfig=options.heartbeatConfig,
         clock=clock,
         keepAliveConfig=options.keepAliveConfig,
-        pingResponder=responder,
+        pingServerConfig=pingServerConfig,
         connections=connections,
         limits=limits.limits,
         activity=limits.activity,
@@ -323,6 +352,7 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         backlog=limits.backlog,
     )
     factory.writeSettings = options.writeSettings
+    drainer = Drainer(options.drainConfig, connections, factory, clock=clock)
     if options.maxAgeConfig is not None:
         # Ages are per-connection deadlines: the idle sweep keeps them (one
         # list append each) instead of one reactor timer per connection.
@@ -332,8 +362,9 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
             closeGrace=options.heartbeatConfig.closeGrace,
         )
     lag = ReactorLag(clock=clock)
+    proxyFailures: Counter[str] = Counter()
     metrics = ServerMetrics(
-        factory, options.worker, lag, _extraSamples(drainer, factory)
+        factory, options.worker, lag, _extraSamples(drainer, factory, proxyFailures)
     )
     service = HeartbeatService(
         options.endpoints,
@@ -345,6 +376,7 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         logFormat=options["log-format"],
         metrics=metrics,
         reusePort=options["reuse-port"],
+        proxyFailures=proxyFailures,
     )
     if reactor is None:
         HangupService().setServiceParent(service)  # type: ignore[no-untyped-call]
@@ -357,9 +389,20 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     return service
 
 
-def _extraSamples(drainer: Drainer, factory: OperatedFactory) -> Any:
+def _extraSamples(
+    drainer: Drainer, factory: OperatedFactory, proxyFailures: Counter[str]
+) -> Any:
     def samples() -> Any:
         maxAge = factory.maxAge
+        for reason, count in sorted(proxyFailures.items()):
+            yield Sample(
+                "heartbeat_proxy_header_failures_total",
+                "counter",
+                "Connections to haproxy: ports closed without a good PROXY "
+                "header, by reason.",
+                {"reason": reason},
+                count,
+            )
         yield Sample(
             "heartbeat_draining",
             "gauge",
