@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from .._config import KeepAliveConfig
 from .._keepalive import KeepAliveResult, enableKeepAlive
 from .._time import useMonotonicTime
+from ._dispatch import dispatchDirectly
 from ._drain import ConnectionSet, Drainer, MaxAge
 from ._logformat import jsonLogger
 from ._metrics import ReactorLag, Sample, ServerMetrics, metricsSite
@@ -371,6 +372,12 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         backlog=limits.backlog,
     )
     factory.writeSettings = options.writeSettings
+    if reactor is None:
+        from twisted.internet import reactor as dispatching
+
+        # The server's own connections are read without Twisted's legacy
+        # logging context (docs/performance.rst, "Reads").
+        dispatchDirectly(dispatching, {factory.protocol})
     drainer = Drainer(options.drainConfig, connections, factory, clock=clock)
     if options.maxAgeConfig is not None:
         # Ages are per-connection deadlines: the idle sweep keeps them (one
