@@ -335,18 +335,37 @@ def serverLag(metricsPort: int) -> float | None:
     return None
 
 
+def logFiles(path: str) -> list[str]:
+    """
+    The log and the files twistd rotated it into (C{PATH.1}, ... every
+    1,000,000 bytes).
+    """
+    import glob
+
+    return [path, *glob.glob(glob.escape(path) + ".*")]
+
+
+def logSize(path: str) -> int:
+    """
+    The bytes logged so far, rotated files included.
+    """
+    return sum(os.path.getsize(name) for name in logFiles(path))
+
+
 def logKinds(path: str) -> dict[str, int]:
     """
-    The log's lines by kind (their text with numbers and addresses blanked).
+    The log's lines by kind (their text with numbers and addresses
+    blanked), rotated files included.
     """
     import collections
     import re
 
     kinds: collections.Counter[str] = collections.Counter()
-    with open(path, errors="replace") as f:
-        for line in f:
-            text = line.split("] ", 1)[-1]
-            kinds[re.sub(r"[\d.:\[\]]+", "N", text)[:60].strip()] += 1
+    for name in logFiles(path):
+        with open(name, errors="replace") as f:
+            for line in f:
+                text = line.split("] ", 1)[-1]
+                kinds[re.sub(r"[\d.:\[\]]+", "N", text)[:60].strip()] += 1
     return dict(kinds.most_common(8))
 
 
@@ -477,7 +496,7 @@ def main() -> None:
                     time.sleep(0.1)
             time.sleep(0.5)
             before = serverFigures(server.pid)
-            logBefore = os.path.getsize(log)
+            logBefore = logSize(log)
 
             outputs: dict[Any, str] = {}
 
@@ -551,7 +570,7 @@ def main() -> None:
             goodResult = result(good)
             time.sleep(args.settle)  # past --idle: the flood's leftovers close
             after = serverFigures(server.pid)
-            logAfter = os.path.getsize(log)
+            logAfter = logSize(log)
             kinds = logKinds(log)
         finally:
             server.terminate()
