@@ -15,8 +15,18 @@ server runs with C{--limit-loopback} so the per-address limits apply:
 - slowloris: 200 connections sending one byte every 0.5 s;
 - good: 50 clients pinging every second, each pong's latency recorded.
 
+The attacking processes run at niceness C{--nice} (10): they stand in for
+other machines, and on this one should not take the CPU from the server
+and the measuring client first (C{--nice 0} lets them compete).
+
 Recorded: the server's descriptors and RSS before, at most and after,
-its log's growth, and the good clients' latency percentiles and losses.
+its log's growth (rotated files included), the good clients' latency
+percentiles and losses; what explains them: the server's CPU and the
+time it waited, runnable, for a CPU, the reactor lag probe, the CPU of
+the client processes, the measuring loop's own longest stall, and the
+pongs over 1 s by 10 s of the run.  With C{--probe}, a sitecustomize in
+the server measures its longest reactor turn, accept batch, timed calls
+and garbage collections.
 
     python bench/soak.py                 # about a minute
     python bench/soak.py --minutes 10    # the long run
