@@ -18,6 +18,7 @@ from ._hooks import Method, callsFirst, hookMethod
 from ._keepalive import KeepAliveResult, enableKeepAlive, logOnce
 from ._tracker import IdleEntry, IdleTracker, checkIdle, sharedTracker
 from ._writepath import writePathFor
+from ._writepath._closenow import closeSoon
 from .ping._config import PingConfig, PingServerConfig
 
 __all__ = ["HeartbeatFactoryMixin", "HeartbeatMixin"]
@@ -204,7 +205,11 @@ class HeartbeatMixin:
         The default closes the connection cleanly (what was written is
         still flushed) and aborts it if it is still open C{closeGrace}
         seconds later, so that a peer that stopped reading cannot hold it;
-        the tracker logs one line per sweep for all it timed out.
+        the tracker logs one line per sweep for all it timed out.  A TCP
+        connection with nothing unsent closes in the reactor's next turn,
+        without waiting to be writable and with no abort to arm (see
+        docs/heartbeat.rst, "One way to close").  The connection is no
+        longer tracked from then on: it is closing.
         Override to do something else (send a ping, say); if the connection
         stays open, this is called again after another C{idle} seconds of
         silence.
@@ -220,7 +225,13 @@ class HeartbeatMixin:
             tracker.config.closeGrace,
             tracker,
             "idle",
+            closeSoon,
         )
+        # Closing: nothing to time out any more (the abort, if armed,
+        # bounds the close), so the sweep need not file it again.
+        entry, self._heartbeatEntry = self._heartbeatEntry, None
+        if entry is not None:
+            tracker.untrack(entry)
 
     def _heartbeatStart(self, transport: Any) -> str | None:
         """

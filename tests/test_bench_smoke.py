@@ -63,12 +63,17 @@ class BenchSmokeTests(SynchronousTestCase):
         C{expiry.py}: a few connections time out at once, each closed by
         the heartbeat, none early, no busy one lost; C{--help} works.
         """
+        self.requireCompiler()
         out = self.runBench(
             "expiry.py",
             *("--expiring", "20", "--busy", "2", "--idle", "1"),
             *("--check-interval", "0.25", "--warmup", "0.2", "--ping-interval", "0.2"),
         )
-        self.assertIn("closed by the heartbeat: 20; not closed: 0; busy lost: 0", out)
+        self.assertIn(
+            "closed by the heartbeat: 20; not closed: 0; busy lost: 0; "
+            "resets seen by the clients: 0",
+            out,
+        )
         self.assertIn("close window (FIN - last byte):", out)
         usage = subprocess.run(
             [sys.executable, str(BENCH / "expiry.py"), "--help"],

@@ -165,14 +165,15 @@ class TimedOutTests(SynchronousTestCase):
 
     def test_timedOutOnceWhileClosing(self) -> None:
         """
-        A lingering close is not closed again when another idle period
-        passes before the abort.
+        A lingering close is not timed out again when another idle period
+        passes before the abort: it is no longer tracked once closing.
         """
         clock = Clock()
         factory = factoryFor(Recording, clock, idle=1, checkInterval=1, closeGrace=5)
         connection = connect(factory, lingering=True)
         clock.pump([1] * 4)
-        self.assertEqual(factory.heartbeatTracker.timedOut, 4)
+        self.assertEqual(factory.heartbeatTracker.timedOut, 1)
+        self.assertEqual(len(factory.heartbeatTracker), 0)
         # The sweep; the abort is kept by the tracker, not the reactor.
         self.assertEqual(len(clock.getDelayedCalls()), 1)
         self.assertEqual(factory.heartbeatTracker.pendingDeadlines, 1)
@@ -403,16 +404,13 @@ class RefusedClientTests(SynchronousTestCase):
 
     def refused(self, lingering: bool) -> tuple[Clock, Any]:
         from heartbeat_twisted.ping import PingServerConfig
-        from heartbeat_twisted.ping._health import PingResponder
         from heartbeat_twisted.server import DemoFactory
 
         clock = Clock()
         factory = DemoFactory(
             heartbeatConfig=HeartbeatConfig(idle=30),
             clock=clock,
-            pingResponder=PingResponder(
-                PingServerConfig(maxLineLength=16), clock=clock
-            ),
+            pingServerConfig=PingServerConfig(maxLineLength=16),
         )
         connection = connect(factory, lingering=lingering)
         connection.receive(b"x" * 100 + b"\n")

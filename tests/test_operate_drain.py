@@ -102,6 +102,27 @@ class DrainTests(SynchronousTestCase):
         self.successResultOf(drained)
         self.assertEqual(dict(self.factory.closed), {"shutdown": 2})
 
+    def test_healthFailsEverywhere(self) -> None:
+        """
+        Once a drain began, every ping fails the health check: a plain one
+        (the server's hot path) on an open connection, one on a connection
+        made afterwards, and one within the health-check max age of a
+        passing verdict.
+        """
+        before = connect(self.factory)
+        before.receive(b"ping\n")
+        self.assertEqual(before.transport.value(), b"pong\n")
+        before.transport.clear()
+        self.service.drainer.drain(self.stopListening)
+        after = connect(self.factory)
+        for connection in (before, after):
+            connection.receive(b"ping\n")
+            self.assertEqual(
+                connection.transport.value(),
+                b"error unhealthy :draining: server is shutting down\n",
+            )
+        self.assertEqual(self.factory.pingCounters.unhealthy, 2)
+
     def test_allLeave(self) -> None:
         """
         When every client leaves within the grace, the drain ends at once.

@@ -5,6 +5,7 @@ The ping/pong options of C{twistd heartbeat}.
 from __future__ import annotations
 
 import io
+import os
 import sys
 from typing import Any
 
@@ -31,7 +32,23 @@ class PingOptionsTests(SynchronousTestCase):
     """
 
     def test_defaults(self) -> None:
-        self.assertEqual(parse().pingServerConfig, PingServerConfig())
+        self.assertEqual(
+            parse().pingServerConfig, PingServerConfig(healthCheckMaxAge=0.5)
+        )
+
+    def test_healthCheckMaxAge(self) -> None:
+        """
+        C{--health-check-max-age} sets how long a verdict of the health
+        checks is reused (0: never); a bad value names the option.
+        """
+        for given, expected in [("0", 0.0), ("2.5", 2.5)]:
+            options = parse("--health-check-max-age", given)
+            self.assertEqual(options.pingServerConfig.healthCheckMaxAge, expected)
+        for bad in ["-1", "soon"]:
+            error = self.assertRaises(
+                usage.UsageError, parse, "--health-check-max-age", bad
+            )
+            self.assertIn("--health-check-max-age", str(error))
 
     def test_values(self) -> None:
         options = parse(
@@ -39,7 +56,9 @@ class PingOptionsTests(SynchronousTestCase):
         )
         self.assertEqual(
             options.pingServerConfig,
-            PingServerConfig(pingRate=0.4, pingBurst=1, maxLineLength=64),
+            PingServerConfig(
+                pingRate=0.4, pingBurst=1, maxLineLength=64, healthCheckMaxAge=0.5
+            ),
         )
 
     def test_deprecatedOptions(self) -> None:
@@ -52,7 +71,8 @@ class PingOptionsTests(SynchronousTestCase):
         self.patch(sys, "stderr", err)
         options = parse("--min-ping-interval", "2.5", "--max-ping-strikes", "0")
         self.assertEqual(
-            options.pingServerConfig, PingServerConfig(pingRate=0.4, pingBurst=1)
+            options.pingServerConfig,
+            PingServerConfig(pingRate=0.4, pingBurst=1, healthCheckMaxAge=0.5),
         )
         self.assertIn(
             "--min-ping-interval and --max-ping-strikes are deprecated", err.getvalue()
@@ -86,7 +106,7 @@ class PingOptionsTests(SynchronousTestCase):
             self.assertEqual(str(caught.exception), message)
 
     def serve(self, *argv: str) -> tuple[Any, StringTransport]:
-        reactor = MemoryReactorClock()
+        reactor = self.reactor = MemoryReactorClock()
         service: Any = makeService(parse("--port", "tcp:0", *argv), reactor=reactor)
         factory = service.factory
         protocol = factory.buildProtocol(None)
@@ -103,9 +123,47 @@ class PingOptionsTests(SynchronousTestCase):
         )
 
     def test_healthCheckFile(self) -> None:
+        """
+        C{--health-check-file}: pings are answered C{pong} while the file
+        exists.  A verdict answers the pings of the next
+        C{--health-check-max-age} seconds (0.5 by default) too: a change of
+        the file shows in the first ping after that.
+        """
         path = tempPath(self, "ready")
         protocol, transport = self.serve(
             "--health-check-file", path, "--ping-rate", "0"
+        )
+        unhealthy = "error unhealthy {} :file: " + path + " does not exist"
+        protocol.dataReceived(b"ping 1\n")
+        open(path, "w").close()
+        protocol.dataReceived(b"ping 2\n")
+        self.reactor.advance(0.5)
+        protocol.dataReceived(b"ping\n")
+        self.reactor.advance(0.01)
+        protocol.dataReceived(b"ping 3\n")
+        os.remove(path)
+        protocol.dataReceived(b"ping\n")
+        self.reactor.advance(0.51)
+        protocol.dataReceived(b"ping\n")
+        self.assertEqual(
+            transport.value().decode().splitlines(),
+            [
+                unhealthy.format(1),
+                unhealthy.format(2),
+                "error unhealthy :file: " + path + " does not exist",
+                "pong 3",
+                "pong",
+                "error unhealthy :file: " + path + " does not exist",
+            ],
+        )
+
+    def test_healthCheckEveryPing(self) -> None:
+        """
+        With C{--health-check-max-age 0} every ping runs the checks.
+        """
+        path = tempPath(self, "ready")
+        protocol, transport = self.serve(
+            "--health-check-file", path, "--health-check-max-age", "0"
         )
         protocol.dataReceived(b"ping 1\n")
         open(path, "w").close()

@@ -17,7 +17,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from heartbeat_twisted import HeartbeatConfig
-from heartbeat_twisted.ping import PingResponder, PingServerConfig
+from heartbeat_twisted.ping import PingServerConfig
 from heartbeat_twisted.server._protocol import (
     ServerFactory,
     ServerProtocol,
@@ -102,9 +102,7 @@ class SlowReaderTests(TestCase):
         factory = ServerFactory(
             heartbeatConfig=HeartbeatConfig(idle=30),
             clock=reactor,
-            pingResponder=PingResponder(
-                PingServerConfig(minPingInterval=0), clock=reactor
-            ),
+            pingServerConfig=PingServerConfig(pingRate=0),
         )
         factory.protocol = SmallSendBuffer
         factory.writeSettings = WriteSettings(maxUnsent=32 << 10, grace=0.5)

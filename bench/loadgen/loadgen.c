@@ -15,6 +15,17 @@
  *           sends one more ping and nothing after it.  Records, per closed
  *           connection, the time from its last sent byte to the FIN (or
  *           reset) seen here: the close time measured at the client.
+ *   expiry  the first --expiring connections send "k\n" every --keep
+ *           seconds until the window opens, then one last "x\n" each,
+ *           evenly spread over --spread seconds in connection order, and
+ *           nothing after; the others send "p\n" every --period seconds
+ *           (+- --jitter), answered by the server's echo.  The process
+ *           ends once every expiring connection is closed (or after
+ *           --duration).  With --fins FILE, one line per expiring
+ *           connection: its local port, the CLOCK_MONOTONIC seconds of its
+ *           last byte and of the FIN (0 if none); with --rtt-times FILE,
+ *           one line per reply in the window: when the ping was sent and
+ *           its round trip, in seconds.
  *
  * Output (stdout, one line each): "connected N failed M" once every
  * connection is open or has failed, "start" when the measured window opens
@@ -59,6 +70,9 @@ typedef struct {
     int64_t sentAt;   /* when the ping in flight was sent */
     int64_t lastSend; /* when the last byte was sent (or connected) */
     int64_t next;     /* fleet: when to send the next ping */
+    int64_t finAt;    /* expiry: when the FIN (or reset) arrived */
+    int last;         /* expiry: the next byte sent is the last */
+    int port;         /* expiry: the local port */
 } Conn;
 
 static Conn *conns;
@@ -74,6 +88,11 @@ static int nCloseTimes;
 static double *busyCloseTimes;
 static int nBusyCloseTimes;
 static uint64_t rngState = 88172645463325252ULL;
+static int expiry, nexpiring, expiringOpen;
+static double *rttTimes; /* expiry: (sent at, round trip) pairs */
+static size_t nRtt, capRtt;
+static double cpuFirstFin, cpuLastFin;
+static uint64_t resets; /* connections that ended with a reset, not a FIN */
 
 static double cpuSeconds(void) {
     struct rusage ru;
@@ -162,26 +181,38 @@ static double percentile(double q, uint64_t total) {
 }
 
 static int sendPing(Conn *c, int64_t now) {
-    static const char ping[] = "ping\n";
-    ssize_t n = send(c->fd, ping, 5, MSG_NOSIGNAL);
-    if (n != 5) { /* a 5-byte send to a healthy socket never splits */
+    const char *ping = "ping\n";
+    ssize_t size = 5;
+    if (expiry) {
+        ping = c->silent ? (c->last ? "x\n" : "k\n") : "p\n";
+        size = 2;
+    }
+    ssize_t n = send(c->fd, ping, size, MSG_NOSIGNAL);
+    if (n != size) { /* a short send to a healthy socket never splits */
         sendErrors++;
         return -1;
     }
     c->sentAt = c->lastSend = now;
-    c->inflight = 1;
+    c->inflight = !(expiry && c->silent); /* "k" and "x" are not answered */
     return 0;
 }
 
 static void closeConn(int epfd, Conn *c, int idx, int64_t now, int fleet) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
+    /* expiry: a closing socket's own FIN costs this machine's kernel as
+     * much as the server's did; keep it for the end, out of the window. */
+    if (!expiry) close(c->fd);
     c->state = CLOSED;
     if (fleet) heapRemove(idx);
     double after = (now - c->lastSend) / 1e9;
     if (c->silent) {
         silentClosed++;
         closeTimes[nCloseTimes++] = after;
+        c->finAt = now;
+        if (expiry) {
+            if (!cpuFirstFin) cpuFirstFin = cpuSeconds();
+            if (!--expiringOpen) cpuLastFin = cpuSeconds();
+        }
     } else {
         busyClosed++;
         busyCloseTimes[nBusyCloseTimes++] = after;
@@ -196,13 +227,17 @@ static void usage(void) {
             "[--connect-timeout S]\n"
             "  [--period S] [--jitter F] [--silent F] [--seed N] "
             "[--close-times FILE]\n"
-            "  [--histogram FILE] [--concurrency N] [--go stdin]\n");
+            "  [--histogram FILE] [--concurrency N] [--go stdin]\n"
+            "  [--expiring N] [--keep S] [--spread S] [--fins FILE] "
+            "[--rtt-times FILE]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1", *sources = "", *mode = "closed";
     const char *closeTimesPath = NULL, *histogramPath = NULL;
+    const char *finsPath = NULL, *rttPath = NULL;
+    double keep = 1, spread = 0.5;
     int port = 0, concurrency = 256;
     double warmup = 1, duration = 5, period = 5, jitter = 0.1, silentShare = 0;
     double connectTimeout = 60;
@@ -227,11 +262,19 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--go")) waitGo = !strcmp(v, "stdin");
         else if (!strcmp(a, "--concurrency")) concurrency = atoi(v);
         else if (!strcmp(a, "--connect-timeout")) connectTimeout = atof(v);
+        else if (!strcmp(a, "--expiring")) nexpiring = atoi(v);
+        else if (!strcmp(a, "--keep")) keep = atof(v);
+        else if (!strcmp(a, "--spread")) spread = atof(v);
+        else if (!strcmp(a, "--fins")) finsPath = v;
+        else if (!strcmp(a, "--rtt-times")) rttPath = v;
         else usage();
         i++;
     }
-    int fleet = !strcmp(mode, "fleet");
-    if (port <= 0 || port > 65535 || nconns <= 0 || (!fleet && strcmp(mode, "closed")) ||
+    expiry = !strcmp(mode, "expiry");
+    int fleet = !strcmp(mode, "fleet") || expiry; /* expiry is scheduled as fleet */
+    if (port <= 0 || port > 65535 || nconns <= 0 ||
+        (!fleet && strcmp(mode, "closed")) || nexpiring < 0 || nexpiring > nconns ||
+        keep <= 0 || spread < 0 ||
         duration <= 0 || warmup < 0 || period <= 0 || jitter < 0 || jitter >= 1 ||
         silentShare < 0 || silentShare > 1 || concurrency <= 0)
         usage();
@@ -263,7 +306,8 @@ int main(int argc, char **argv) {
     /* Which connections are silent: evenly spread, the share rounded down. */
     int nsilent = 0;
     for (int i = 0; i < nconns; i++) {
-        conns[i].silent = (int)((i + 1) * silentShare) > (int)(i * silentShare);
+        conns[i].silent = expiry ? i < nexpiring
+                                 : (int)((i + 1) * silentShare) > (int)(i * silentShare);
         nsilent += conns[i].silent;
         conns[i].fd = -1;
         conns[i].heapIndex = -1;
@@ -310,6 +354,7 @@ int main(int argc, char **argv) {
             if (connect(fd, (struct sockaddr *)&dest, sizeof dest) < 0 && errno != EINPROGRESS) {
                 connectFailed++;
                 close(fd);
+                c->fd = -1;
                 c->state = CLOSED;
                 nextToConnect++;
                 continue;
@@ -336,6 +381,7 @@ int main(int argc, char **argv) {
             fflush(stdout);
         }
         if (windowEnd && now >= windowEnd) break;
+        if (expiry && measuring && nexpiring && !expiringOpen) break;
 
         /* Fleet: send the pings that are due. */
         int64_t wait = 100; /* ms */
@@ -351,10 +397,11 @@ int main(int argc, char **argv) {
                  * window opens (so the server keeps it however long the
                  * connection storm takes); its first ping in the window is
                  * its last. */
-                if (c->silent && windowStart && now >= windowStart) {
+                if (expiry ? c->last : c->silent && windowStart && now >= windowStart) {
                     heapRemove(idx);
                 } else {
-                    c->next = now + (int64_t)(period * (1 + jitter * (2 * uniform() - 1)) * 1e9);
+                    double every = expiry && c->silent ? keep : period;
+                    c->next = now + (int64_t)(every * (1 + jitter * (2 * uniform() - 1)) * 1e9);
                     heapDown(0);
                 }
             }
@@ -380,6 +427,16 @@ int main(int argc, char **argv) {
                 windowEnd = now + (int64_t)(duration * 1e9);
                 measuring = 1;
                 cpuAtStart = cpuSeconds();
+                if (expiry) { /* the last bytes, evenly spread, in order */
+                    for (int i = 0; i < nconns; i++) {
+                        Conn *x = &conns[i];
+                        if (!x->silent || x->state != OPEN || x->heapIndex < 0) continue;
+                        x->last = 1;
+                        x->next = now + (int64_t)(spread * i / (nexpiring ? nexpiring : 1) * 1e9);
+                        heapUp(x->heapIndex);
+                        heapDown(x->heapIndex);
+                    }
+                }
                 printf("start\n");
                 fflush(stdout);
                 continue;
@@ -395,16 +452,25 @@ int main(int argc, char **argv) {
                     connectFailed++;
                     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
                     close(c->fd);
+                    c->fd = -1;
                     c->state = CLOSED;
                     continue;
                 }
                 c->state = OPEN;
                 connected++;
                 c->lastSend = now;
+                if (expiry) {
+                    struct sockaddr_in me;
+                    socklen_t size = sizeof me;
+                    if (getsockname(c->fd, (struct sockaddr *)&me, &size) == 0)
+                        c->port = ntohs(me.sin_port);
+                    if (c->silent) expiringOpen++;
+                }
                 struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)idx};
                 epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
                 if (fleet) {
-                    c->next = now + (int64_t)(uniform() * period * 1e9);
+                    double every = expiry && c->silent ? keep : period;
+                    c->next = now + (int64_t)(uniform() * every * 1e9);
                     heapPush(idx);
                 } else {
                     sendPing(c, now);
@@ -423,6 +489,14 @@ int main(int argc, char **argv) {
                         if (measuring && c->inflight) {
                             replies++;
                             record(now - c->sentAt);
+                            if (rttPath) {
+                                if (nRtt + 2 > capRtt) {
+                                    capRtt = capRtt ? 2 * capRtt : 65536;
+                                    rttTimes = realloc(rttTimes, capRtt * sizeof(double));
+                                }
+                                rttTimes[nRtt++] = c->sentAt / 1e9;
+                                rttTimes[nRtt++] = (now - c->sentAt) / 1e9;
+                            }
                         }
                         c->inflight = 0;
                         if (!fleet) sendPing(c, now);
@@ -434,6 +508,7 @@ int main(int argc, char **argv) {
                     continue;
                 }
                 if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+                if (got < 0 && errno == ECONNRESET) resets++;
                 closeConn(epfd, c, idx, now, fleet); /* FIN or reset */
                 break;
             }
@@ -441,6 +516,9 @@ int main(int argc, char **argv) {
     }
 done:
     cpuAtEnd = cpuSeconds();
+    if (expiry)
+        for (int i = 0; i < nconns; i++)
+            if (conns[i].state == CLOSED && conns[i].fd >= 0) close(conns[i].fd);
     if (measuring) {
         printf("end\n");
         fflush(stdout);
@@ -465,13 +543,15 @@ done:
            "\"p50_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, "
            "\"over_1s\": %llu, \"busy_closed\": %llu, \"silent_closed\": %llu, "
            "\"open_at_end\": %d, \"silent_open_at_end\": %d, "
-           "\"close_min_s\": %.6f, \"close_max_s\": %.6f, \"cpu_s\": %.6f, \"all_replies\": %llu, \"silent\": %d}\n",
+           "\"close_min_s\": %.6f, \"close_max_s\": %.6f, \"cpu_s\": %.6f, \"all_replies\": %llu, \"silent\": %d, "
+           "\"cpu_fins_s\": %.6f, \"resets\": %llu}\n",
            mode, nconns, (unsigned long long)connected, (unsigned long long)connectFailed,
            windowStart ? duration : 0.0, (unsigned long long)replies,
            (unsigned long long)errorLines, (unsigned long long)sendErrors, p50, p90, p99,
            p999, (unsigned long long)histOver, (unsigned long long)busyClosed,
            (unsigned long long)silentClosed, stillOpen, silentOpen, minClose, maxClose,
-           measuring ? cpuAtEnd - cpuAtStart : 0.0, (unsigned long long)allReplies, nsilent);
+           measuring ? cpuAtEnd - cpuAtStart : 0.0, (unsigned long long)allReplies, nsilent,
+           cpuLastFin - cpuFirstFin, (unsigned long long)resets);
     if (closeTimesPath) {
         FILE *f = fopen(closeTimesPath, "w");
         if (!f) {
@@ -480,6 +560,28 @@ done:
         }
         for (int i = 0; i < nCloseTimes; i++) fprintf(f, "silent %.6f\n", closeTimes[i]);
         for (int i = 0; i < nBusyCloseTimes; i++) fprintf(f, "busy %.6f\n", busyCloseTimes[i]);
+        fclose(f);
+    }
+    if (finsPath) { /* "PORT LAST-BYTE FIN" per expiring connection */
+        FILE *f = fopen(finsPath, "w");
+        if (!f) {
+            perror("loadgen: fins");
+            return 1;
+        }
+        for (int i = 0; i < nconns; i++)
+            if (conns[i].silent)
+                fprintf(f, "%d %.6f %.6f\n", conns[i].port, conns[i].lastSend / 1e9,
+                        conns[i].finAt / 1e9);
+        fclose(f);
+    }
+    if (rttPath) { /* "SENT-AT ROUND-TRIP" per reply in the window */
+        FILE *f = fopen(rttPath, "w");
+        if (!f) {
+            perror("loadgen: rtt times");
+            return 1;
+        }
+        for (size_t i = 0; i + 1 < nRtt; i += 2)
+            fprintf(f, "%.6f %.6f\n", rttTimes[i], rttTimes[i + 1]);
         fclose(f);
     }
     if (histogramPath) { /* "MICROSECONDS COUNT" for every non-empty bucket */

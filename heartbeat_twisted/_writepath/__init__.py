@@ -6,7 +6,9 @@ with the bytes written to it (docs/writepath.rst).
   - L{WritePath} (one per TCP connection, L{writePathFor}): bytes that
     left the process, bounded unsent output, eager sends;
   - L{installWritePath}: all of it on a server's connection in one call;
-  - L{EagerWriteMixin}: eager sends for any protocol (public).
+  - L{EagerWriteMixin}: eager sends for any protocol (public);
+  - C{_closenow.closeSoon}: close an idle TCP connection without waiting
+    for it to become writable (the heartbeat's time-outs).
 """
 
 from ._engine import WritePath, tcpConnectionUnder, writePathFor

@@ -157,18 +157,21 @@ class WritePath:
         """
         Whether Twisted itself would have nothing to wait for: connected,
         not closing, not TLS through C{startTLS}, nothing unsent, no
-        producer paused and none that Twisted must ask for more.
+        producer paused and none that Twisted must ask for more.  L{write}
+        makes the same test inline.
         """
         c: Any = self.connection
         return bool(
             c.connected
             and not c._tempDataLen
             and len(c.dataBuffer) == c.offset
-            and not c.disconnecting
-            and not c._writeDisconnecting
-            and not c._aborting
-            and not c.TLS
-            and not c.producerPaused
+            and not (
+                c.disconnecting
+                or c._writeDisconnecting
+                or c._aborting
+                or c.TLS
+                or c.producerPaused
+            )
             and (c.producer is None or c.streamingProducer)
         )
 
@@ -193,6 +196,10 @@ class WritePath:
 
     def _left(self, count: int) -> None:
         self.bytesSent += count
+        if self._observers:
+            self._tell(count)
+
+    def _tell(self, count: int) -> None:
         for each in self._observers:
             each(count)
 
@@ -206,14 +213,45 @@ class WritePath:
         C{write}.  Never raises for a socket error: Twisted's next send
         meets it and loses the connection as it would have.
         """
-        if self._eager and data.__class__ is bytes and data and self._canSendNow():
-            sent = self._send(data)
-            if sent == len(data):
-                return
+        # The test of _canSendNow and the send of _send, inline: this runs
+        # once per reply, and each Python call is a measurable share of it.
+        # Closing, aborting, startTLS and a paused producer are all rare:
+        # one "or" chain tests them, after the common "nothing unsent".
+        c: Any = self.connection
+        if (
+            self._eager
+            and data.__class__ is bytes
+            and data
+            and c.connected
+            and not c._tempDataLen
+            and c.offset == len(c.dataBuffer)
+            and not (
+                c.disconnecting
+                or c._writeDisconnecting
+                or c._aborting
+                or c.TLS
+                or c.producerPaused
+            )
+            and (c.producer is None or c.streamingProducer)
+        ):
+            try:
+                sent: int = self._socket.send(data)
+            except OSError as e:
+                sent = self._sendFailed(e)
             if sent:
+                self.bytesSent += sent
+                if self._observers:
+                    self._tell(sent)
+                if sent == len(data):
+                    return
                 data = data[sent:]
         self._shadow.write(data)
-        if self.maxUnsent is not None and not self._above:
+        maxUnsent = self.maxUnsent
+        if (
+            maxUnsent is not None
+            and not self._above
+            and c._tempDataLen + len(c.dataBuffer) - c.offset > maxUnsent
+        ):
             self._checkAbove()
 
     def writeSequence(self, data: Any) -> None:
@@ -241,21 +279,29 @@ class WritePath:
     def _send(self, data: bytes) -> int:
         try:
             sent: int = self._socket.send(data)
-        except (BlockingIOError, InterruptedError):
-            return 0
         except OSError as e:
-            if e.errno == ENOBUFS:  # as Twisted: nothing sent, try again later
-                return 0
-            # Leave the error to Twisted: the rest is buffered, and its next
-            # send meets it.  Stop reading first, so that the read side
-            # (whose error this send just consumed) does not report a clean
-            # close instead of the lost connection Twisted would report.
-            connection: Any = self.connection
-            connection.stopReading()
-            return 0
+            return self._sendFailed(e)
         if sent:
             self._left(sent)
         return sent
+
+    def _sendFailed(self, error: OSError) -> int:
+        """
+        An eager C{send} raised C{error}: nothing was sent.  A full buffer
+        or an interrupted call is not an error (Twisted sends later);
+        neither is C{ENOBUFS}, as in Twisted.  Any other error is left to
+        Twisted: the data is buffered, and its next send meets the error.
+        """
+        if isinstance(error, BlockingIOError | InterruptedError):
+            return 0
+        if error.errno == ENOBUFS:  # as Twisted: nothing sent, try again later
+            return 0
+        # Stop reading first, so that the read side (whose error this send
+        # just consumed) does not report a clean close instead of the lost
+        # connection Twisted would report.
+        connection: Any = self.connection
+        connection.stopReading()
+        return 0
 
     def _wroteSome(self, data: bytes) -> Any:
         """
@@ -264,7 +310,9 @@ class WritePath:
         """
         result = self._writeSomeData(data)
         if result.__class__ is int and result > 0:
-            self._left(result)
+            self.bytesSent += result
+            if self._observers:
+                self._tell(result)
             if self._above and self.unsent() - result <= self.lowWater:
                 self._below()
         return result

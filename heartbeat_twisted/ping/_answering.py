@@ -265,6 +265,26 @@ class PingAnswerMixin(PingFramed):
             )
         return True
 
+    def pingUseConfig(self, config: PingServerConfig) -> None:
+        """
+        Judge and answer this connection's pings with C{config} from now
+        on: for a server that changes its settings at run time (its drain
+        adds a failing health check to every open connection).  The token
+        bucket keeps what it holds.
+        """
+        if not isinstance(config, PingServerConfig):
+            raise TypeError(f"config must be a PingServerConfig: {config!r}")
+        self._pingServerConfig = config
+        self.MAX_LENGTH = config.maxLineLength
+        if not self._pingServerOpen:
+            return
+        if config.pingRate and not self._pingWatching:
+            self._pingServerShared.stalls().start()
+            self._pingWatching = True
+        elif not config.pingRate and self._pingWatching:
+            self._pingServerShared.stalls().stop()
+            self._pingWatching = False
+
     def pingReceived(self, token: bytes | None) -> None:
         """
         The framing decoded a ping (with C{token}, if it carried one):
@@ -279,12 +299,7 @@ class PingAnswerMixin(PingFramed):
         config = self._pingServerConfig
         shared = self._pingServerShared
         if config.pingRate and not self._pingTakeToken(config, shared):
-            self.pingRefuse(
-                "too_many_pings",
-                "too_many_pings",
-                f"at most {config.pingBurst} pings at once and "
-                f"{config.pingRate:g} a second",
-            )
+            self._pingFlooded(config)
             return
         counters = shared.counters
         counters.pings += 1
@@ -298,6 +313,55 @@ class PingAnswerMixin(PingFramed):
             verdict.addCallback(self._pingAnswerLater, token)
         else:
             self._pingAnswer(verdict, token)
+
+    def pingAnswerPlain(self, pong: bytes) -> bool:
+        """
+        For a framing that recognised a whole message as a plain C{ping}
+        (no token) and writes replies itself: judge, count and answer it
+        exactly as C{pingReceived(None)} would, writing C{pong} (the
+        framed C{pong} message, C{b"pong\\n"} for lines) to the transport
+        for a healthy answer, in one call instead of the framing's several.
+
+        Use it only where C{pingReceived}, C{pingFraming} and the framing's
+        own send are the mixin's and the framing's: otherwise call
+        C{pingReceived(None)}.
+
+        @return: Whether the ping was accepted (counted in C{pings}),
+            as activity policies that count pings need to know.
+        """
+        if self._pingRefused or not self._pingServerOpen:
+            return False
+        legacy = self._pingLegacy
+        if legacy is not None:
+            self._pingServerConfig = legacy.config
+        config = self._pingServerConfig
+        shared = self._pingServerShared
+        if config.pingRate and not self._pingTakeToken(config, shared):
+            self._pingFlooded(config)
+            return False
+        counters = shared.counters
+        counters.pings += 1
+        if config.healthChecks:
+            verdict = shared.health(config).check()
+            if isinstance(verdict, Deferred):
+                self._pingPending += 1
+                verdict.addCallback(self._pingAnswerLater, None)
+                return True
+            if verdict:
+                self._pingAnswer(verdict, None)
+                return True
+        counters.pongs += 1
+        transport: Any = getattr(self, "transport", None)
+        transport.write(pong)
+        return True
+
+    def _pingFlooded(self, config: PingServerConfig) -> None:
+        self.pingRefuse(
+            "too_many_pings",
+            "too_many_pings",
+            f"at most {config.pingBurst} pings at once and "
+            f"{config.pingRate:g} a second",
+        )
 
     def _pingTakeToken(self, config: PingServerConfig, shared: PingShared) -> bool:
         now = shared.clock.seconds()

@@ -22,7 +22,8 @@ from twisted.python.failure import Failure
 from .._closing import closeGracefully, peerText
 from .._config import _number
 from .._time import resolveClock
-from ..ping._health import HealthCheck, HealthCheckError, PingResponder
+from ..ping._config import HealthCheck, PingServerConfig
+from ..ping._health import HealthCheckError
 
 __all__ = [
     "MAX_AGE",
@@ -174,8 +175,9 @@ class Drainer:
     The graceful stop of one server.
 
     L{drain}: fail the health check for C{delay} seconds (it adds
-    L{healthCheck} to the responder's checks then, so the checks cost
-    nothing per pong before), stop listening, tell every client to go,
+    L{healthCheck} to the factory's C{pingServerConfig} and to every open
+    connection's then, so it costs nothing per pong before), stop
+    listening, tell every client to go,
     wait up to C{grace} seconds for them to leave, abort the rest.  Each
     connection dropped this way has the close reason C{shutdown}.
 
@@ -187,14 +189,17 @@ class Drainer:
         self,
         config: DrainConfig,
         connections: ConnectionSet,
-        responder: PingResponder | None = None,
+        factory: Any = None,
         clock: IReactorTime | None = None,
     ) -> None:
         """
-        @param responder: Whose health checks fail while draining.
+        @param factory: The server factory whose health checks fail while
+            draining (its C{pingServerConfig}; its open connections are
+            C{connections}, each a L{PingAnswerMixin
+            <heartbeat_twisted.ping.PingAnswerMixin>}).
         """
         self.config = config
-        self._responder = responder
+        self._factory = factory
         self.draining = False
         self._connections = connections
         self._clock = resolveClock(clock)
@@ -223,9 +228,7 @@ class Drainer:
         if self._drained is not None:
             return _follow(self._drained)
         self.draining = True
-        responder = self._responder
-        if responder is not None:
-            responder.healthChecks = (*responder.healthChecks, self.healthCheck())
+        self._failHealthChecks()
         config = self.config
         _log.info(
             "draining: failing health checks for {delay} s, then telling "
@@ -240,6 +243,18 @@ class Drainer:
         delayed.addCallback(lambda _: self._tellAll())
         delayed.addCallback(lambda _: d.callback(None))
         return _follow(d)
+
+    def _failHealthChecks(self) -> None:
+        factory = self._factory
+        if factory is None:
+            return
+        base = factory.pingServerConfig or PingServerConfig()
+        failing = attrs.evolve(
+            base, healthChecks=(*base.healthChecks, self.healthCheck())
+        )
+        factory.pingServerConfig = failing
+        for protocol in list(self._connections.connections):
+            protocol.pingUseConfig(failing)
 
     def _tellAll(self) -> Deferred[None]:
         grace = self.config.grace

@@ -165,6 +165,7 @@ class LineFraming(Protocol):
 
     @_buffer.setter
     def _buffer(self, value: bytes) -> None:
+        # partialSince is None exactly when no line is buffered: the
+        # server's hot path relies on it.
         self._partial = bytearray(value) if value else None
-        if not value:
-            self.partialSince = None
+        self.partialSince = self.framingNow() if value else None

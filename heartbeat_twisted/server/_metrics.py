@@ -1,7 +1,7 @@
 """
 Metrics of the server behind C{twistd heartbeat}: read at scrape time from
-the plain integers the hot path already keeps (the factory's and the ping
-responder's counters), so counting costs nothing per pong; served in the
+the plain integers the hot path already keeps (the factory's and its
+C{pingCounters}), so counting costs nothing per pong; served in the
 Prometheus text format over twisted.web (C{--metrics-port}), and readable
 from Python (L{ServerMetrics.values}).
 
@@ -134,7 +134,7 @@ class ServerMetrics:
     C{worker}.
 
     @ivar factory: The server factory (C{opened}, C{live}, C{closed} by
-        reason, C{gate.refused} by reason, C{pingResponder},
+        reason, C{gate.refused} by reason, C{pingCounters},
         C{heartbeatTracker}).
     @ivar worker: The C{worker} label's value.
     """
@@ -221,35 +221,35 @@ class ServerMetrics:
             yield from self._extra()
 
     def _pingSamples(self) -> Iterator[Sample]:
-        responder = getattr(self.factory, "pingResponder", None)
-        if responder is not None:
+        counters = getattr(self.factory, "pingCounters", None)
+        if counters is not None:
             yield Sample(
                 "heartbeat_pings_total",
                 "counter",
                 "Pings received and accepted.",
                 {},
-                responder.pings,
+                counters.pings,
             )
             yield Sample(
                 "heartbeat_pongs_total",
                 "counter",
                 "Pong lines sent.",
                 {},
-                responder.pongs,
+                counters.pongs,
             )
             yield Sample(
                 "heartbeat_health_check_failures_total",
                 "counter",
                 "Pings answered 'error unhealthy' (a health check failed).",
                 {},
-                responder.unhealthy,
+                counters.unhealthy,
             )
             yield Sample(
                 "heartbeat_health_check_runs_total",
                 "counter",
                 "Runs of the health checks.",
                 {},
-                responder.runs,
+                counters.healthRuns,
             )
         pinger = getattr(self.factory, "pinger", None)
         if pinger is not None:

@@ -139,6 +139,10 @@ def _pingServerConfig(options: Options) -> PingServerConfig:
             pingRate=rate,
             pingBurst=burst,
             maxLineLength=_whole("max-line-length", options["max-line-length"]),
+            healthCheckMaxAge=_seconds(
+                "health-check-max-age", options["health-check-max-age"], timer=False
+            )
+            or 0.0,
         )
     except ValueError as e:
         raise optionError(
@@ -147,6 +151,7 @@ def _pingServerConfig(options: Options) -> PingServerConfig:
                 "pingRate": "ping-rate",
                 "pingBurst": "ping-burst",
                 "maxLineLength": "max-line-length",
+                "healthCheckMaxAge": "health-check-max-age",
             },
         ) from None
 
@@ -246,6 +251,14 @@ class Options(OperationsOptionsMixin, usage.Options):
             None,
             "Answer ping with pong only while this file exists (a demo "
             "health check). [default: no file check]",
+        ],
+        [
+            "health-check-max-age",
+            None,
+            "0.5",
+            "Seconds a verdict of the health checks answers later pings "
+            "too (a failing check shows within this time); 0: run them for "
+            "every ping.",
         ],
         # Limits, activity and logging (docs/hardening.rst).
         *LIMIT_PARAMETERS,

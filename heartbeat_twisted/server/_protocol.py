@@ -111,6 +111,28 @@ def peerName(address: Any) -> str:
     return str(address)
 
 
+_PLAIN_PINGS: dict[type, bool] = {}
+
+
+def _answersPlainPings(cls: type) -> bool:
+    """
+    Whether C{cls} answers a plain C{ping} line as L{ServerProtocol} does,
+    so that its hot path may answer it with L{PingAnswerMixin.pingAnswerPlain}:
+    a subclass that overrides how pings are read, judged or answered takes
+    the general path.
+    """
+    known = _PLAIN_PINGS.get(cls)
+    if known is None:
+        known = _PLAIN_PINGS[cls] = bool(
+            cls.delimiter == b"\n"  # type: ignore[attr-defined]
+            and getattr(cls, "lineReceived") is ServerProtocol.lineReceived  # noqa: B009
+            and getattr(cls, "pingReceived") is PingAnswerMixin.pingReceived  # noqa: B009
+            and getattr(cls, "pingFraming") is PingAnswerMixin.pingFraming  # noqa: B009
+            and getattr(cls, "sendLine") is LineFraming.sendLine  # noqa: B009
+        )
+    return known
+
+
 @implementer(IHandshakeListener)
 class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
     """
@@ -142,6 +164,7 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
     _key: str | None = None
     _handshake: IDelayedCall | None = None
     _lineTimeout = 5.0
+    _plainPings = False
 
     def _serverFactory(self) -> ServerFactory:
         factory = self.factory
@@ -165,7 +188,7 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
         factory = self._serverFactory()
         transport: Any = self.transport
         self._clock = clock = factory.clock
-        self._responder = factory.pingCounters
+        self._counters = factory.pingCounters
         peer = transport.getPeer()
         self._key = key = addressKey(peer, factory.limits.limitLoopback)
         refused = factory.gate.admit(key, clock.seconds())
@@ -176,6 +199,7 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
             transport.loseConnection()
             return
         self._admitted = True
+        self._plainPings = _answersPlainPings(type(self))
         installServerWritePath(self)
         self._activity = factory.activityCode
         self._lineTimeout = factory.limits.lineTimeout
@@ -208,16 +232,25 @@ class ServerProtocol(HeartbeatMixin, PingAnswerMixin, LineFraming):
         Frame C{data} into lines; count it as activity as the factory's
         policy says; close a line that has taken too long.
         """
+        if (data == b"ping\n" or data == b"ping\r\n") and self._plainPings:
+            if self.partialSince is None:
+                # The hot path: a chunk that is exactly one plain ping and
+                # nothing buffered: what the framing, the ping hook and
+                # pingReceived would do, in two calls (tests pin that
+                # both paths behave alike).
+                if self.pingAnswerPlain(b"pong\n") or self._activity == _BYTES:
+                    self.heartbeatTouch()
+                return None
         since = self.partialSince
         if since is not None and self._clock.seconds() - since > self._lineTimeout:
             return self._lineTimedOut()
         if self._activity == _BYTES:
             self.heartbeatTouch()
             return LineFraming.dataReceived(self, data)
-        responder = self._responder
-        before = responder.pings
+        counters = self._counters
+        before = counters.pings
         why = LineFraming.dataReceived(self, data)
-        if responder.pings != before:
+        if counters.pings != before:
             self.heartbeatTouch()
         return why
 
@@ -309,8 +342,6 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
     protocol = ServerProtocol
     noisy = False
     pingCounters: PingCounters
-    # The drain and the metrics still use the 0.1 responder: no warning.
-    pingResponderWarns = False
     writeSettings = WriteSettings()
     _log = Logger()
 
@@ -332,6 +363,9 @@ class ServerFactory(HeartbeatFactoryMixin, Factory):
             )
         self.clock: Any = resolveClock(self.heartbeatClock)
         self.pingServerConfig = pingServerConfig
+        # Replaced by the counters its connections share once one is made;
+        # zero until then, for the metrics.
+        self.pingCounters = PingCounters()
         if pingResponder is not None:
             # Deprecated: the answering mixin warns when it finds it.
             self.pingResponder = pingResponder

@@ -192,7 +192,9 @@ def workersFromOptions(options: Any) -> int | None:
     if why is not None:
         raise UsageError(f"{option} {why}")
     try:
-        port, _, _ = parseListenAddress(options.endpoint)
+        # A haproxy: port is the tcp: one under the PROXY header.
+        endpoint = options.endpoint.removeprefix("haproxy:")
+        port, _, _ = parseListenAddress(endpoint)
     except ValueError as e:
         raise UsageError(f"{option}: --port {e}") from None
     if count is not None and port == 0:

@@ -1,0 +1,103 @@
+"""
+Integration tests over real loopback sockets: C{twistd heartbeat}'s
+service on a C{haproxy:} port, a test client playing the proxy (it sends
+the PROXY header itself, so no HAProxy is needed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import TestCase
+
+from heartbeat_twisted._writepath import tcpConnectionUnder, writePathFor
+from heartbeat_twisted.server import makeService
+from heartbeat_twisted.server._proxylisten import ProxyHeaderFactory
+from heartbeat_twisted.tap import Options
+
+from ._peers import connectPeer
+
+
+def serve(case: TestCase, *argv: str) -> Any:
+    options = Options()
+    options.parseOptions(["--port", "haproxy:tcp:0:interface=127.0.0.1", *argv])
+    service: Any = makeService(options, reactor=reactor)  # type: ignore[arg-type]
+    service.startService()
+    case.addCleanup(service.stopService)
+    return service
+
+
+def header(source: str, port: int = 40000) -> bytes:
+    return f"PROXY TCP4 {source} 127.0.0.1 {port} 6666\r\n".encode()
+
+
+class ProxyServiceTests(TestCase):
+    timeout = 30
+
+    @inlineCallbacks
+    def test_clientAddress(self) -> Any:
+        """
+        The server's protocol sees the header's address and keeps the
+        write path (eager sends, bounded unsent output) of the TCP
+        connection under the wrapper; the per-address limit counts the
+        header's address; a client that sends no header is closed and
+        counted in the metrics.
+        """
+        service = serve(self, "--max-connections-per-ip", "1", "--limit-loopback")
+        (port,) = service.ports
+        self.assertIsInstance(port.factory, ProxyHeaderFactory)
+        number = port.getHost().port
+        first = yield connectPeer(number)
+        self.addCleanup(first.transport.abortConnection)
+        first.send(header("192.0.2.1") + b"ping a\n")
+        yield first.expect(b"pong a\n")
+        (protocol,) = service.factory.connections.connections
+        self.assertEqual(
+            protocol.transport.getPeer(), IPv4Address("TCP", "192.0.2.1", 40000)
+        )
+        path = writePathFor(protocol.transport)
+        assert path is not None
+        self.assertIs(path, writePathFor(tcpConnectionUnder(protocol.transport)))
+        self.assertTrue(path.eager)
+        self.assertIsNotNone(path.maxUnsent)
+
+        second = yield connectPeer(number)
+        second.send(header("192.0.2.1", 40001))
+        yield second.whenLost(10, "the refusal")
+        self.assertTrue(second.received.startswith(b"error too_many_connections"))
+        third = yield connectPeer(number)
+        self.addCleanup(third.transport.abortConnection)
+        third.send(header("192.0.2.2") + b"ping c\n")
+        yield third.expect(b"pong c\n")
+
+        plain = yield connectPeer(number)
+        plain.send(b"ping\n")
+        yield plain.whenLost(10, "the close")
+        self.assertEqual(plain.received, b"")
+        values = service.metrics.values()
+        self.assertEqual(
+            values[
+                'heartbeat_proxy_header_failures_total{reason="not a PROXY header"}'
+            ],
+            1,
+        )
+        self.assertEqual(values["heartbeat_connections_open"], 2)
+
+    @inlineCallbacks
+    def test_reusePort(self) -> Any:
+        """
+        C{--reuse-port} (as C{--workers} runs it) listens behind the header
+        too.
+        """
+        service = serve(self, "--reuse-port")
+        (port,) = service.ports
+        self.assertIsInstance(port.factory, ProxyHeaderFactory)
+        peer = yield connectPeer(port.getHost().port)
+        self.addCleanup(peer.transport.abortConnection)
+        peer.send(header("192.0.2.3") + b"ping\n")
+        yield peer.expect(b"pong\n")
+        (protocol,) = service.factory.connections.connections
+        self.assertEqual(protocol.transport.getPeer().host, "192.0.2.3")
