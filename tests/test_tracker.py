@@ -388,7 +388,7 @@ class SpreadTests(SynchronousTestCase):
         checked after each: with no budget, one slice per reactor turn.
         """
         clock, tracker = turnTracker(idle=2, interval=1)
-        tracker.turnBudget = 0.0
+        tracker.turnBudget = -1.0  # spent whatever the time taken
         owners = [Owner(tracker, clock) for _ in range(600)]
         clock.advance(1)
         for owner in owners:
@@ -400,7 +400,7 @@ class SpreadTests(SynchronousTestCase):
         clock.advance(0)
         self.assertEqual(tracker.visited, 600)
         self.assertEqual((tracker.turns, tracker.timedOut), (2, 0))
-        tracker.turnBudget = IdleTracker.turnBudget
+        tracker.turnBudget = 3600.0  # never spent: maxPerTurn alone
         clock.advance(1)  # t=3 = 1 + idle: 200 time-outs per turn
         clock.advance(0)
         clock.advance(0)
