@@ -40,6 +40,80 @@ from _common import machineLines, positiveFloat, positiveInt, table
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+#: With --probe: a sitecustomize for the server process that measures,
+#: without changing it, what a reactor turn costs: the longest turn (in
+#: CPU, and its wall time), the longest run of timed calls, the most
+#: connections one accept batch took, and the garbage collector's pauses.
+PROBE = """
+import atexit, gc, json, os, time
+from twisted.internet import base, tcp
+from twisted.python import log
+
+now = time.perf_counter
+stats = {
+    "turnMaxCpu": 0.0, "turnMaxWall": 0.0, "turnsOver100msCpu": 0,
+    "turnsOver1sCpu": 0,
+    "timedMax": 0.0, "acceptMax": 0, "acceptMaxSeconds": 0.0,
+    "gcCount": [0, 0, 0], "gcSeconds": [0.0, 0.0, 0.0], "gcMax": [0.0, 0.0, 0.0],
+}
+
+def timeTurns(reactor):
+    # Wrap the reactor's own doIteration (the server may have replaced it
+    # with its direct dispatch by now): each turn's CPU, which the poll's
+    # wait does not add to, and its wall time.
+    inner = reactor.doIteration
+    def doIteration(timeout):
+        wall, cpu = now(), time.thread_time()
+        inner(timeout)
+        cpu, wall = time.thread_time() - cpu, now() - wall
+        if cpu > stats["turnMaxCpu"]:
+            stats["turnMaxCpu"], stats["turnMaxWall"] = cpu, wall
+        stats["turnsOver100msCpu"] += cpu > 0.1
+        stats["turnsOver1sCpu"] += cpu > 1
+    reactor.doIteration = doIteration
+
+runTimed = base.ReactorBase.runUntilCurrent
+def runUntilCurrent(self):
+    if "doIteration" not in stats:
+        stats["doIteration"] = type(self.doIteration).__name__
+        timeTurns(self)
+    start = now()
+    runTimed(self)
+    stats["timedMax"] = max(stats["timedMax"], now() - start)
+base.ReactorBase.runUntilCurrent = runUntilCurrent
+
+accept = tcp.Port.doRead
+def doRead(self):
+    before, start = self.sessionno, now()
+    try:
+        return accept(self)
+    finally:
+        if self.sessionno - before > stats["acceptMax"]:
+            stats["acceptMax"] = self.sessionno - before
+            stats["acceptMaxSeconds"] = now() - start
+tcp.Port.doRead = doRead
+
+began = [0.0, 0.0]
+stats["gcCpu"] = [0.0, 0.0, 0.0]
+def collected(phase, info):
+    if phase == "start":
+        began[:] = [now(), time.thread_time()]
+        return
+    took, g = now() - began[0], info["generation"]
+    stats["gcCount"][g] += 1
+    stats["gcSeconds"][g] += took
+    stats["gcCpu"][g] += time.thread_time() - began[1]
+    stats["gcMax"][g] = max(stats["gcMax"][g], took)
+gc.callbacks.append(collected)
+
+
+@atexit.register
+def write():
+    with open(os.environ["HB_SOAK_PROBE"], "w") as f:
+        json.dump(stats, f)
+"""
+
+
 def connect(source: str, port: int) -> socket.socket | None:
     sock = socket.socket()
     sock.setblocking(False)
@@ -62,11 +136,20 @@ def runGood(port: int, count: int, seconds: float) -> dict[str, Any]:
         selector.register(sock, selectors.EVENT_READ)
     sentAt: dict[socket.socket, float] = {}
     latencies: list[float] = []
+    slow: list[tuple[float, float]] = []
     lost = 0
-    end = time.monotonic() + seconds
+    start = time.monotonic()
+    end = start + seconds
     nextPing = {s: time.monotonic() + i / count for i, s in enumerate(socks)}
+    # The measuring loop's own stalls (a starved client process): the
+    # longest gap between two of its turns, and when.
+    stall = (0.0, 0.0)
+    last = start
     while time.monotonic() < end and socks:
         now = time.monotonic()
+        if now - last > stall[0]:
+            stall = (now - last, last - start)
+        last = now
         for sock in socks:
             if now >= nextPing[sock] and sock not in sentAt:
                 sock.send(b"ping\n")
@@ -81,10 +164,19 @@ def runGood(port: int, count: int, seconds: float) -> dict[str, Any]:
                 socks.remove(sock)
                 continue
             if b"pong" in data and sock in sentAt:
-                latencies.append(time.monotonic() - sentAt.pop(sock))
+                sent = sentAt.pop(sock)
+                latencies.append(time.monotonic() - sent)
+                if latencies[-1] > 1:
+                    slow.append((round(sent - start, 2), round(latencies[-1], 3)))
     # Late pongs count at what they have waited so far.
     latencies += [time.monotonic() - t for t in sentAt.values()]
-    return {"latencies": latencies, "lost": lost, "clients": count}
+    return {
+        "latencies": latencies,
+        "lost": lost,
+        "clients": count,
+        "slow": slow,
+        "stall": [round(stall[0], 3), round(stall[1], 2)],
+    }
 
 
 def runFlood(
@@ -204,6 +296,45 @@ def serverFigures(pid: int) -> tuple[int, int]:
     return fds, rss
 
 
+def serverCpu(pid: int) -> float:
+    """
+    The CPU seconds (user and system) the server has used.
+    """
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def runQueueWait(pid: int) -> float:
+    """
+    Seconds the process has waited, runnable, for a CPU (schedstat).
+    """
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def serverLag(metricsPort: int) -> float | None:
+    """
+    The server's latest reactor lag probe (its metrics page), in seconds.
+    """
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{metricsPort}/metrics", timeout=5
+        ) as page:
+            text = page.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("heartbeat_reactor_lag_seconds"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def logKinds(path: str) -> dict[str, int]:
     """
     The log's lines by kind (their text with numbers and addresses blanked).
@@ -221,6 +352,10 @@ def logKinds(path: str) -> dict[str, int]:
 
 def role(args: argparse.Namespace) -> None:
     seconds = args.seconds
+    if args.role != "good" and args.nice:
+        # Attackers stand in for other machines: on this one they should
+        # not take the CPU from the server and the measuring client first.
+        os.nice(args.nice)
     if args.role == "good":
         result = runGood(args.port, args.count, seconds)
     elif args.role == "flood":
@@ -231,6 +366,7 @@ def role(args: argparse.Namespace) -> None:
         result = runLongLine(args.port, seconds)
     else:
         result = runSlowloris(args.port, args.count, seconds)
+    result["cpu"] = round(time.process_time(), 1)
     print(json.dumps(result))
 
 
@@ -245,6 +381,32 @@ def main() -> None:
         type=float,
         default=7.0,
         help="seconds to wait after the run before the 'after' figures",
+    )
+    parser.add_argument(
+        "--server-option",
+        action="append",
+        default=[],
+        help="one more option for twistd heartbeat (repeat), e.g. "
+        "--server-option=--log-rate=10",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="profile the server (cProfile stats to PATH; slows it down)",
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="measure the server's longest reactor turn, accept batch and "
+        "GC pauses (a sitecustomize in the server process)",
+    )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=10,
+        help="niceness of the attacking processes (they stand in for other "
+        "machines; 0 lets them compete with the server for the CPU) "
+        "[default: 10]",
     )
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -264,6 +426,20 @@ def main() -> None:
         port.bind(("127.0.0.1", 0))
         number = port.getsockname()[1]
         port.close()
+        port = socket.socket()
+        port.bind(("127.0.0.1", 0))
+        metricsPort = port.getsockname()[1]
+        port.close()
+        environment = dict(os.environ)
+        probeOut = os.path.join(tmp, "probe.json")
+        if args.probe:
+            os.mkdir(os.path.join(tmp, "probe"))
+            with open(os.path.join(tmp, "probe", "sitecustomize.py"), "w") as f:
+                f.write(PROBE)
+            environment["PYTHONPATH"] = os.pathsep.join(
+                [os.path.join(tmp, "probe"), environment.get("PYTHONPATH", "")]
+            )
+            environment["HB_SOAK_PROBE"] = probeOut
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -272,13 +448,22 @@ def main() -> None:
                 "-n",
                 "--pidfile=",
                 f"--logfile={log}",
+                *(
+                    [f"--profile={args.profile}", "--profiler=cprofile", "--savestats"]
+                    if args.profile
+                    else []
+                ),
                 "heartbeat",
                 "--port",
                 f"tcp:{number}:interface=127.0.0.1",
                 "--limit-loopback",
                 "--ping-rate",
                 "0",
-            ]
+                "--metrics-port",
+                str(metricsPort),
+                *args.server_option,
+            ],
+            env=environment,
         )
         try:
             deadline = time.monotonic() + 60
@@ -294,24 +479,39 @@ def main() -> None:
             before = serverFigures(server.pid)
             logBefore = os.path.getsize(log)
 
+            outputs: dict[Any, str] = {}
+
             def spawn(name: str, count: int, extra: list[str] = ()) -> Any:  # type: ignore[assignment]
-                return subprocess.Popen(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--role",
-                        name,
-                        "--port",
-                        str(number),
-                        "--count",
-                        str(count),
-                        "--seconds",
-                        str(seconds),
-                        *extra,
-                    ],
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
+                # Each role prints its result to a file: a pipe would fill
+                # up (the good clients' latencies of a long run) while
+                # nothing reads it, and the role would block on exit.
+                path = os.path.join(tmp, f"role-{len(outputs)}.json")
+                with open(path, "w") as out:
+                    process = subprocess.Popen(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--role",
+                            name,
+                            "--port",
+                            str(number),
+                            "--count",
+                            str(count),
+                            "--seconds",
+                            str(seconds),
+                            "--nice",
+                            str(args.nice),
+                            *extra,
+                        ],
+                        stdout=out,
+                    )
+                outputs[process] = path
+                return process
+
+            def result(process: Any) -> Any:
+                process.wait()
+                with open(outputs[process]) as f:
+                    return json.load(f)
 
             good = spawn("good", args.good)
             time.sleep(1)
@@ -331,14 +531,24 @@ def main() -> None:
             attackers["long line"] = spawn("longline", 0)
             attackers["slowloris"] = spawn("slowloris", 200)
             peak = before
+            cpuBefore = serverCpu(server.pid)
+            waitBefore = runQueueWait(server.pid)
+            loadBefore = os.getloadavg()[0]
+            started = time.monotonic()
+            lags: list[tuple[float, float]] = []
             while good.poll() is None:
                 fds, rss = serverFigures(server.pid)
                 peak = (max(peak[0], fds), max(peak[1], rss))
+                lag = serverLag(metricsPort)
+                if lag is not None:
+                    lags.append((lag, time.monotonic() - started))
                 time.sleep(1)
-            results = {
-                name: json.loads(p.communicate()[0]) for name, p in attackers.items()
-            }
-            goodResult = json.loads(good.communicate()[0])
+            cpu = serverCpu(server.pid) - cpuBefore
+            waited = runQueueWait(server.pid) - waitBefore
+            loadAfter = os.getloadavg()[0]
+            elapsed = time.monotonic() - started
+            results = {name: result(p) for name, p in attackers.items()}
+            goodResult = result(good)
             time.sleep(args.settle)  # past --idle: the flood's leftovers close
             after = serverFigures(server.pid)
             logAfter = os.path.getsize(log)
@@ -346,6 +556,10 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
+            probe = None
+            if args.probe and os.path.exists(probeOut):
+                with open(probeOut) as f:
+                    probe = json.load(f)
     latencies = sorted(goodResult["latencies"])
 
     def pct(p: float) -> str:
@@ -386,6 +600,31 @@ def main() -> None:
             ],
         )
     )
+    worstLag = max(lags, default=(0.0, 0.0))
+    print(
+        f"server: CPU {cpu:.1f} s in {elapsed:.0f} s ({100 * cpu / elapsed:.0f}% "
+        f"of one core); reactor lag probes: worst {worstLag[0] * 1000:.0f} ms "
+        f"at {worstLag[1]:.0f} s, {sum(1 for lag, _ in lags if lag > 1)} of "
+        f"{len(lags)} over 1 s; waited {waited:.1f} s for a CPU (runnable); "
+        f"load {loadBefore:.1f} before, {loadAfter:.1f} at the end"
+    )
+    attackCpu = sum(r.get("cpu", 0) for r in results.values())
+    print(
+        f"client processes' CPU: attackers {attackCpu:.1f} s, "
+        f"good clients {goodResult.get('cpu', 0):.1f} s"
+    )
+    stall, at = goodResult["stall"]
+    slowBySpell: dict[int, int] = {}
+    for sentAt, _ in goodResult["slow"]:
+        spell = int(sentAt // 10) * 10
+        slowBySpell[spell] = slowBySpell.get(spell, 0) + 1
+    print(
+        f"good clients' own loop: longest stall {stall * 1000:.0f} ms at {at:.0f} s; "
+        f"{len(goodResult['slow'])} pongs over 1 s, by 10 s of the run "
+        f"(start: count): {slowBySpell}"
+    )
+    if probe is not None:
+        print(f"server probe: {json.dumps(probe)}")
     for name, result in results.items():
         print(f"{name}: {json.dumps(result)}")
     print("log lines by kind:", json.dumps(kinds))

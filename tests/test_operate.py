@@ -251,3 +251,21 @@ class HelpTextTests(SynchronousTestCase):
             self.assertNotIn("(default", text)
             self.assertNotIn("Default:", text)
             self.assertNotIn("; default", text)
+
+
+class FreezeTests(SynchronousTestCase):
+    def test_freezeWhenRunning(self) -> None:
+        """
+        The server's own process freezes what exists once its reactor
+        runs, not before.
+        """
+        from twisted.internet.testing import MemoryReactor
+
+        from heartbeat_twisted.server._service import freezeWhenRunning
+
+        frozen: list[int] = []
+        memory = MemoryReactor()
+        freezeWhenRunning(memory, lambda: frozen.append(1))
+        self.assertEqual(frozen, [])
+        memory.run()
+        self.assertEqual(frozen, [1])

@@ -6,10 +6,12 @@ once, serves metrics, and stops gracefully (L{Drainer}).
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -25,6 +27,7 @@ from twisted.python.failure import Failure
 from .._config import KeepAliveConfig
 from .._keepalive import KeepAliveResult, enableKeepAlive
 from .._time import useMonotonicTime
+from ._dispatch import dispatchDirectly
 from ._drain import ConnectionSet, Drainer, MaxAge
 from ._logformat import jsonLogger
 from ._metrics import ReactorLag, Sample, ServerMetrics, metricsSite
@@ -311,6 +314,20 @@ class HeartbeatService(MultiService):
         return drained.addCallback(lambda _: None)
 
 
+def freezeWhenRunning(
+    reactor: IReactorCore, freeze: Callable[[], None] = gc.freeze
+) -> None:
+    """
+    Once C{reactor} runs, move every object made so far (Twisted, the
+    options, the service) out of the garbage collector's sight
+    (C{gc.freeze()}): they live as long as the process, and each full
+    collection would otherwise walk them again.  Under a connection flood
+    the full collections are what is left to walk: the connections
+    (bench/README.rst, the soak).
+    """
+    reactor.callWhenRunning(freeze)
+
+
 def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
     """
     The server of C{twistd heartbeat}: listening on every C{--port}, with
@@ -319,12 +336,15 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     @param reactor: The reactor for the listening ports and the heartbeat's
         clock; the global reactor if L{None}, which this process owns: its
         timed calls then run on a monotonic clock (a step of the system
-        clock must neither close live connections nor keep dead ones).
+        clock must neither close live connections nor keep dead ones),
+        and what exists once it runs is frozen for the garbage collector
+        (L{freezeWhenRunning}).
     """
     if reactor is None:
         from twisted.internet import reactor as owned
 
         useMonotonicTime(owned)
+        freezeWhenRunning(owned)
     if options.workers is not None:
         from twisted.internet import reactor as running
 
@@ -352,6 +372,12 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         backlog=limits.backlog,
     )
     factory.writeSettings = options.writeSettings
+    if reactor is None:
+        from twisted.internet import reactor as dispatching
+
+        # The server's own connections are read without Twisted's legacy
+        # logging context (docs/performance.rst, "Reads").
+        dispatchDirectly(dispatching, {factory.protocol})
     drainer = Drainer(options.drainConfig, connections, factory, clock=clock)
     if options.maxAgeConfig is not None:
         # Ages are per-connection deadlines: the idle sweep keeps them (one
