@@ -194,6 +194,7 @@ def direct(args: argparse.Namespace, count: int) -> list[str]:
     for index in range(count):
         due[int(rng.random() * args.period)].append(index)
     ticks: list[int] = []
+    visits: list[int] = []
     gc.collect()
     for second in range(seconds):
         for index in due[second]:
@@ -202,13 +203,20 @@ def direct(args: argparse.Namespace, count: int) -> list[str]:
             if index not in silent:
                 gap = args.period * (1 + 0.1 * (2 * rng.random() - 1))
                 due[second + max(1, round(gap))].append(index)
+        visited = tracker.visited
         start = time.thread_time_ns()
         clock.advance(1.0)
         ticks.append(time.thread_time_ns() - start)
+        visits.append(tracker.visited - visited)
     busyClosed = sum(o.timeouts for i, o in enumerate(owners) if i not in silent)
     silentClosed = sum(owners[i].timeouts for i in silent)
     steady = ticks[int(args.period) :]
+    steadyVisits = visits[int(args.period) :]
     sweepPerSecond = statistics.fmean(steady) / 1e9
+    perVisit = sum(steady) / max(1, sum(steadyVisits))
+    quiet = [tick for tick, seen in zip(steady, steadyVisits, strict=True) if not seen]
+    quietText = f"{statistics.median(quiet) / 1e3:.0f} us" if quiet else "none"
+    biggest = steady.index(max(steady))
     pingsPerSecond = (count - len(silent)) / args.period
     share = sweepPerSecond + hookNs * 1e-9 * pingsPerSecond
     del owners, tracker
@@ -228,8 +236,12 @@ def direct(args: argparse.Namespace, count: int) -> list[str]:
         f"  per-chunk hook: {hookNs:.0f} ns added per received chunk "
         f"(median of 7 x 200,000 calls)",
         f"  sweeps: {sweepPerSecond * 1e6:.0f} us of CPU per second on average "
-        f"(max tick {max(steady) / 1e6:.2f} ms), {seconds} ticks simulated; "
-        f"closed {silentClosed:,} silent and {busyClosed} busy",
+        f"(max tick {max(steady) / 1e6:.2f} ms, {steadyVisits[biggest]:,} entries), "
+        f"{seconds} ticks simulated; closed {silentClosed:,} silent and "
+        f"{busyClosed} busy",
+        f"  sweep work: {statistics.fmean(steadyVisits):,.0f} entries visited per "
+        f"second (re-filed or timed out), {perVisit:.0f} ns of sweep CPU per "
+        f"visit (ticks included); a tick with none due: {quietText} (median)",
         f"  heartbeat CPU share: {share * 100:.3f}% of a core "
         f"(goal < 0.2%: {'met' if share < 0.002 else 'NOT met'})",
         f"  memory: tracker entry {entry:.1f} B, HeartbeatMixin connection vs "

@@ -451,8 +451,9 @@ class IdleTracker:
                         later = ceil((deadline - start) / interval)
                         if later <= current:
                             later = current + 1
-                        laterBucket = buckets.get(later)
-                        if laterBucket is None:
+                        try:
+                            laterBucket = buckets[later]
+                        except KeyError:
                             laterBucket = buckets[later] = []
                             heapq.heappush(keys, later)
                         laterBucket.append(entry)

@@ -13,11 +13,13 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from heartbeat_twisted import HeartbeatConfig, HeartbeatMixin
+from heartbeat_twisted._writepath import _closenow
 from heartbeat_twisted._writepath._closenow import closeSoon
 
 from ._peers import Peer, connectPeer
@@ -177,3 +179,36 @@ class CloseSoonTests(TestCase):
             [type(reason.value) for reason in factory.lost], [ConnectionDone] * 20
         )
         self.assertEqual(factory.deadlines, [0] * 20)
+
+
+class BudgetTests(TestCase):
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_spreadOverTurns(self) -> Generator[Any, Any, None]:
+        """
+        Closes beyond the per-turn budget wait for the next turn, ahead of
+        those queued later; every one still ends with a FIN.
+        """
+        self.patch(_closenow, "turnBudget", 0)
+        factory = ClosingFactory()
+        endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+        port = yield endpoint.listen(factory)
+        self.addCleanup(port.stopListening)
+        peers = yield defer.gatherResults(
+            [connectPeer(port.getHost().port) for _ in range(40)]
+        )
+        yield peers[0].waitUntil(lambda: len(factory.made) == 40, 5, "accepted")
+        order = []
+        for protocol in factory.made:
+            self.assertTrue(closeSoon(protocol.transport, lambda: None))
+            protocol.connectionLost = (  # type: ignore[method-assign]
+                lambda reason, p=protocol: order.append(p)
+            )
+        # 16 a turn at a zero budget: the first turn closes 16, no more.
+        yield deferLater(reactor, 0, lambda: None)
+        self.assertEqual(order, factory.made[:16])
+        for peer in peers:
+            yield peer.whenLost()
+            self.assertIsInstance(peer.reason.value, ConnectionDone)
+        self.assertEqual(order, factory.made)
