@@ -97,6 +97,20 @@ class ActivityTests(SynchronousTestCase):
             self.assertEqual(len(factory.heartbeatTracker), 0, protocol)
             self.assertFalse(factory.heartbeatTracker.running, protocol)
 
+    def test_twoInstanceAttributes(self) -> None:
+        """
+        The heartbeat sets two attributes on a tracked connection, the
+        entry and the tracker: a third made Python grow every connection's
+        attribute storage by 16 bytes more.
+        """
+        clock = Clock()
+        factory = factoryFor(Recording, clock, idle=5, checkInterval=1)
+        connection = connect(factory)
+        names = sorted(
+            name for name in vars(connection.protocol) if "heartbeat" in name
+        )
+        self.assertEqual(names, ["_heartbeatEntry", "_heartbeatTracker"])
+
     def test_subclassHooksDoNotHideData(self) -> None:
         clock = Clock()
         connection = connect(factoryFor(Subclassed, clock, idle=5))

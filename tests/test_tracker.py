@@ -290,6 +290,26 @@ class SweepCostTests(SynchronousTestCase):
         self.assertEqual(tracker.visited, 100)
         self.assertTrue(all(o.timedOutAt == [10_000.0] for o in owners))
 
+    def test_entryReferencesItsBucket(self) -> None:
+        """
+        An entry holds the bucket it is filed in, not a sweep number (an
+        int object per entry once sweeps pass 256), and lets go of it when
+        it is re-filed or untracked.
+        """
+        clock, tracker = make(idle=5, interval=1)
+        owner = Owner(tracker, clock)
+        first = owner.entry.bucket
+        assert first is not None
+        self.assertEqual(first, [owner.entry])
+        clock.advance(3)
+        tracker.touch(owner.entry)  # t=3: re-filed at t=5, due at t=8
+        clock.pump([1] * 2)
+        self.assertEqual(tracker.visited, 1)
+        self.assertIsNot(owner.entry.bucket, first)
+        self.assertEqual(owner.entry.bucket, [owner.entry])
+        tracker.untrack(owner.entry)
+        self.assertIsNone(owner.entry.bucket)
+
 
 def turnTracker(
     idle: float = 1, interval: float = 0.25
@@ -361,6 +381,30 @@ class SpreadTests(SynchronousTestCase):
         self.assertEqual(owners[9].timedOutAt, [])
         self.assertEqual(tracker.turns, 2)
         self.assertEqual(len(tracker), 1)
+
+    def test_longBucketSpreadOverTurnsInSlices(self) -> None:
+        """
+        A due bucket is walked in slices of 256 entries, the turn budget
+        checked after each: with no budget, one slice per reactor turn.
+        """
+        clock, tracker = turnTracker(idle=2, interval=1)
+        tracker.turnBudget = -1.0  # spent whatever the time taken
+        owners = [Owner(tracker, clock) for _ in range(600)]
+        clock.advance(1)
+        for owner in owners:
+            tracker.touch(owner.entry)  # t=1: all re-filed at t=2
+        clock.advance(1)
+        self.assertEqual(tracker.visited, 256)
+        clock.advance(0)
+        self.assertEqual(tracker.visited, 512)
+        clock.advance(0)
+        self.assertEqual(tracker.visited, 600)
+        self.assertEqual((tracker.turns, tracker.timedOut), (2, 0))
+        tracker.turnBudget = 3600.0  # never spent: maxPerTurn alone
+        clock.advance(1)  # t=3 = 1 + idle: 200 time-outs per turn
+        clock.advance(0)
+        clock.advance(0)
+        self.assertTrue(all(o.timedOutAt == [3.0] for o in owners))
 
     def test_oneSummaryLinePerSweep(self) -> None:
         events: list[dict[str, object]] = []

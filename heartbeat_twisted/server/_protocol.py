@@ -9,6 +9,7 @@ import errno
 import os
 from collections import Counter
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
@@ -111,7 +112,7 @@ def peerName(address: Any) -> str:
     return str(address)
 
 
-_PLAIN_PINGS: dict[type, bool] = {}
+_PLAIN_PINGS: WeakKeyDictionary[type, bool] = WeakKeyDictionary()
 
 
 def _answersPlainPings(cls: type) -> bool:
