@@ -51,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +109,11 @@ def serve(args: argparse.Namespace) -> int:
         "lastLost": None,
         "cpuAtFirst": None,
         "cpuAtLast": None,
-        "lags": [],
-        "conns": {},
+        # Flat arrays of floats, not a tuple per sample or per close: the
+        # measurement must not feed the garbage collector what it measures.
+        "lags": array("d"),
+        "connKeys": [],
+        "conns": array("d"),
     }
 
     def cpu() -> float:
@@ -152,7 +156,8 @@ def serve(args: argparse.Namespace) -> int:
                 return
             state["closes"] += 1
             state["lastLost"] = now = time.monotonic()
-            state["conns"][self.peerKey] = (self.lastRead, self.timedOutAt, now)
+            state["connKeys"].append(self.peerKey)
+            state["conns"].extend((self.lastRead, self.timedOutAt, now))
             if state["closes"] == args.expiring:
                 state["cpuAtLast"] = cpu()
                 if profiler is not None:
@@ -179,7 +184,7 @@ def serve(args: argparse.Namespace) -> int:
         # spent since the last one: on a shared machine a late timer may
         # only mean that the process was not running.
         now, used = time.monotonic(), time.process_time()
-        state["lags"].append((now, now - expected[0], used - expected[1]))
+        state["lags"].extend((now, now - expected[0], used - expected[1]))
         expected[0] = time.monotonic() + 0.002
         expected[1] = used
         reactor.callLater(0.002, probe)  # type: ignore[attr-defined]
@@ -203,10 +208,14 @@ def serve(args: argparse.Namespace) -> int:
                 "lastLost",
                 "cpuAtFirst",
                 "cpuAtLast",
-                "lags",
                 "gcs",
-                "conns",
             )
+        }
+        lags, conns = state["lags"], state["conns"]
+        report["lags"] = [lags[i : i + 3].tolist() for i in range(0, len(lags), 3)]
+        report["conns"] = {
+            key: conns[3 * i : 3 * i + 3].tolist()
+            for i, key in enumerate(state["connKeys"])
         }
         report["baseline"] = baseline
         if tracker is not None:

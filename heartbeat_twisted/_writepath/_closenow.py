@@ -41,7 +41,7 @@ _queues: dict[int, list[tuple[Any, Callable[[], object]]]] = {}
 #: microseconds, most of it the kernel's FIN): with the sweep's own
 #: C{turnBudget}, what keeps a reactor turn well under 20 ms while
 #: thousands close.
-turnBudget = 0.006
+turnBudget = 0.004
 
 
 def _idle(c: Any) -> bool:
