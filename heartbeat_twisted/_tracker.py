@@ -45,7 +45,8 @@ class IdleTracker:
         idle period at most), never on each received chunk;
       - time-outs are handed out at most C{maxPerTurn} (or C{turnBudget}
         seconds' worth) per reactor turn; the rest follow in the next turns,
-        so that timing out thousands at once never stalls the reactor;
+        so that timing out thousands at once never stalls the reactor
+        (those due for more than half a C{checkInterval} go first);
       - the L{LoopingCall} runs only while something is tracked or due.
 
     Timing: an entry whose owner received nothing since C{t} gets
@@ -103,8 +104,9 @@ class IdleTracker:
         self._callBuckets: dict[int, list[Deadline]] = {}
         self._callKeys: list[int] = []
         # Due buckets, taken by a sweep and worked through within each
-        # turn's budget: [bucket, position] (entries), [key, bucket,
-        # position] (deadlines).
+        # turn's budget: [entries, position, bucket, recent] (entries: the
+        # bucket, or on the second pass the recently due ones it put in
+        # recent), [key, bucket, position] (deadlines).
         self._pending: deque[list[Any]] = deque()
         self._pendingCalls: deque[list[Any]] = deque()
         self._start = 0.0
@@ -344,7 +346,8 @@ class IdleTracker:
         keys = self._keys
         while keys and keys[0] <= current:
             key = heapq.heappop(keys)
-            self._pending.append([self._buckets.pop(key), 0])
+            bucket = self._buckets.pop(key)
+            self._pending.append([bucket, 0, bucket, []])
         callKeys = self._callKeys
         while callKeys and callKeys[0] <= current:
             key = heapq.heappop(callKeys)
@@ -433,15 +436,19 @@ class IdleTracker:
             if position >= len(bucket) and calls and calls[0] is cursor:
                 calls.popleft()
         pending = self._pending
+        # Due for less than half a sweep period: handed out in a second
+        # pass over the bucket, after the longer overdue (a bucket holds a
+        # period's worth of deadlines, and may take many turns).
+        recently = now - interval / 2
         while pending and not exhausted:
             cursor = pending[0]
-            bucket, position = cursor
-            end = len(bucket)
+            items, position, bucket, recent = cursor
+            end = len(items)
             while position < end and not exhausted:
                 # In slices of 256, timing the turn between slices.
                 stop = position + 256 if position + 256 < end else end
                 for index in range(position, stop):
-                    entry = bucket[index]
+                    entry = items[index]
                     if entry.bucket is not bucket:
                         continue  # untracked, or filed again elsewhere
                     deadline = entry.last + entry.idle
@@ -458,6 +465,9 @@ class IdleTracker:
                             heapq.heappush(keys, later)
                         laterBucket.append(entry)
                         entry.bucket = laterBucket
+                        continue
+                    if recent is not None and deadline > recently:
+                        recent.append(entry)
                         continue
                     owner = entry.owner
                     if owner is None:
@@ -479,13 +489,16 @@ class IdleTracker:
                         exhausted = True
                         stop = index + 1
                         break
-                visited += stop - position
+                if recent is not None:
+                    visited += stop - position  # each entry counted once
                 position = stop
                 if clock() - began > budget:
                     exhausted = True
             cursor[1] = position
             if position >= end and pending and pending[0] is cursor:
                 pending.popleft()
+                if recent:
+                    pending.appendleft([recent, 0, bucket, None])
         self.visited += visited
         self.lastVisited += visited
         if (calls or pending) and self._loop is not None:

@@ -382,6 +382,26 @@ class SpreadTests(SynchronousTestCase):
         self.assertEqual(tracker.turns, 2)
         self.assertEqual(len(tracker), 1)
 
+    def test_longerOverdueHandedOutFirst(self) -> None:
+        """
+        In a bucket handed out over several turns, the entries due for more
+        than half a sweep period go first, whatever their filing order.
+        """
+        clock, tracker = turnTracker(idle=5, interval=1)
+        tracker.maxPerTurn = 1
+        older = Owner(tracker, clock)
+        clock.advance(0.25)
+        tracker.touch(older.entry)  # due at 5.25
+        clock.advance(0.75)
+        newer = Owner(tracker, clock)  # t=1: due at 6, filed first
+        clock.pump([1] * 4)  # t=5: the older one is filed behind it
+        self.assertEqual(tracker.visited, 1)
+        clock.advance(1)
+        self.assertEqual((older.timedOutAt, newer.timedOutAt), ([6.0], []))
+        clock.advance(0)
+        self.assertEqual(newer.timedOutAt, [6.0])
+        self.assertEqual(tracker.visited, 3)
+
     def test_longBucketSpreadOverTurnsInSlices(self) -> None:
         """
         A due bucket is walked in slices of 256 entries, the turn budget
