@@ -15,8 +15,18 @@ server runs with C{--limit-loopback} so the per-address limits apply:
 - slowloris: 200 connections sending one byte every 0.5 s;
 - good: 50 clients pinging every second, each pong's latency recorded.
 
+The attacking processes run at niceness C{--nice} (10): they stand in for
+other machines, and on this one should not take the CPU from the server
+and the measuring client first (C{--nice 0} lets them compete).
+
 Recorded: the server's descriptors and RSS before, at most and after,
-its log's growth, and the good clients' latency percentiles and losses.
+its log's growth (rotated files included), the good clients' latency
+percentiles and losses; what explains them: the server's CPU and the
+time it waited, runnable, for a CPU, the reactor lag probe, the CPU of
+the client processes, the measuring loop's own longest stall, and the
+pongs over 1 s by 10 s of the run.  With C{--probe}, a sitecustomize in
+the server measures its longest reactor turn, accept batch, timed calls
+and garbage collections.
 
     python bench/soak.py                 # about a minute
     python bench/soak.py --minutes 10    # the long run
@@ -335,18 +345,37 @@ def serverLag(metricsPort: int) -> float | None:
     return None
 
 
+def logFiles(path: str) -> list[str]:
+    """
+    The log and the files twistd rotated it into (C{PATH.1}, ... every
+    1,000,000 bytes).
+    """
+    import glob
+
+    return [path, *glob.glob(glob.escape(path) + ".*")]
+
+
+def logSize(path: str) -> int:
+    """
+    The bytes logged so far, rotated files included.
+    """
+    return sum(os.path.getsize(name) for name in logFiles(path))
+
+
 def logKinds(path: str) -> dict[str, int]:
     """
-    The log's lines by kind (their text with numbers and addresses blanked).
+    The log's lines by kind (their text with numbers and addresses
+    blanked), rotated files included.
     """
     import collections
     import re
 
     kinds: collections.Counter[str] = collections.Counter()
-    with open(path, errors="replace") as f:
-        for line in f:
-            text = line.split("] ", 1)[-1]
-            kinds[re.sub(r"[\d.:\[\]]+", "N", text)[:60].strip()] += 1
+    for name in logFiles(path):
+        with open(name, errors="replace") as f:
+            for line in f:
+                text = line.split("] ", 1)[-1]
+                kinds[re.sub(r"[\d.:\[\]]+", "N", text)[:60].strip()] += 1
     return dict(kinds.most_common(8))
 
 
@@ -477,7 +506,7 @@ def main() -> None:
                     time.sleep(0.1)
             time.sleep(0.5)
             before = serverFigures(server.pid)
-            logBefore = os.path.getsize(log)
+            logBefore = logSize(log)
 
             outputs: dict[Any, str] = {}
 
@@ -551,7 +580,7 @@ def main() -> None:
             goodResult = result(good)
             time.sleep(args.settle)  # past --idle: the flood's leftovers close
             after = serverFigures(server.pid)
-            logAfter = os.path.getsize(log)
+            logAfter = logSize(log)
             kinds = logKinds(log)
         finally:
             server.terminate()
