@@ -21,6 +21,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from heartbeat_twisted.server._dispatch import _reactorClasses, dispatchDirectly
+from heartbeat_twisted.server._proxylisten import ProxyHeaderFactory
+from heartbeat_twisted.server._service import dispatchedProtocols
 
 
 def systemNow() -> str:
@@ -136,6 +138,35 @@ class DirectReadsMixin:
                 case.assertEqual(receive(reactor, client, 5), b"pong\n")
             expected = "-" if direct else server.transport.logstr
             case.assertEqual(server.systems, [expected] * 3)
+
+    def test_proxiedReadsWithoutContext(self) -> None:
+        """
+        Behind a PROXY header (a C{haproxy:} port of C{twistd heartbeat}),
+        the server's reads skip the context too, and its protocol sees the
+        client's address from the header.
+        """
+        reactor = self.reactor()
+        dispatchDirectly(reactor, dispatchedProtocols(Recording))
+        built: list[Any] = []
+
+        def build() -> Protocol:
+            built.append(Recording())
+            return built[-1]
+
+        factory = ProxyHeaderFactory(Factory.forProtocol(build), clock=reactor)
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        case: Any = self
+        case.addCleanup(port.stopListening)
+        client = socket.create_connection(("127.0.0.1", port.getHost().port), 5)
+        case.addCleanup(client.close)
+        client.sendall(b"PROXY TCP4 192.0.2.7 192.0.2.1 40000 6666\r\nping")
+        case.assertEqual(receive(reactor, client, 5), b"pong\n")
+        client.sendall(b"ping")
+        case.assertEqual(receive(reactor, client, 5), b"pong\n")
+        (server,) = built
+        case.assertEqual(server.transport.getPeer().host, "192.0.2.7")
+        # The first ping came with the header, in the wrapper's own read.
+        case.assertEqual(server.systems, ["-", "-"])
 
     def test_peerCloses(self) -> None:
         """

@@ -67,7 +67,7 @@ def proxiedDescription(description: str) -> str | None:
 
 
 @implementer(IProtocol, IHandshakeListener)
-class _HeaderFirst(Protocol):
+class HeaderFirst(Protocol):
     """
     One connection behind the proxy: the protocol of the real transport
     until the header is read, then the transport of the wrapped protocol
@@ -308,7 +308,7 @@ class ProxyHeaderFactory(Factory):
         self.wrappedFactory.doStop()
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol:
-        protocol = _HeaderFirst(HeaderParser(self.maxHeaderSize))
+        protocol = HeaderFirst(HeaderParser(self.maxHeaderSize))
         protocol.factory = self
         return protocol
 

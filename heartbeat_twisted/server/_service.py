@@ -33,7 +33,7 @@ from ._logformat import jsonLogger
 from ._metrics import ReactorLag, Sample, ServerMetrics, metricsSite
 from ._options import Options
 from ._protocol import ServerFactory, ServerProtocol, fileHealthCheck
-from ._proxylisten import ProxyHeaderFactory, proxiedDescription
+from ._proxylisten import ProxyHeaderFactory, HeaderFirst, proxiedDescription
 from ._reuseport import parseListenAddress, reusePortSocket
 from ._startup import HangupService, describeListenError
 from ._workers import WorkerSupervisor, becomeWorker, supervisorLogfile, workerArgv
@@ -328,6 +328,16 @@ def freezeWhenRunning(
     reactor.callWhenRunning(freeze)
 
 
+def dispatchedProtocols(protocol: type) -> frozenset[type]:
+    """
+    The protocol classes whose events C{twistd heartbeat} dispatches
+    without Twisted's legacy logging context: the server's own C{protocol},
+    and the PROXY-header wrapper above it on C{haproxy:} ports (both log
+    through C{twisted.logger} only).
+    """
+    return frozenset({protocol, HeaderFirst})
+
+
 def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
     """
     The server of C{twistd heartbeat}: listening on every C{--port}, with
@@ -377,7 +387,7 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
 
         # The server's own connections are read without Twisted's legacy
         # logging context (docs/performance.rst, "Reads").
-        dispatchDirectly(dispatching, {factory.protocol})
+        dispatchDirectly(dispatching, dispatchedProtocols(factory.protocol))
     drainer = Drainer(options.drainConfig, connections, factory, clock=clock)
     if options.maxAgeConfig is not None:
         # Ages are per-connection deadlines: the idle sweep keeps them (one
