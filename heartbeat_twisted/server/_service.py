@@ -33,7 +33,7 @@ from ._logformat import jsonLogger
 from ._metrics import ReactorLag, Sample, ServerMetrics, metricsSite
 from ._options import Options
 from ._protocol import ServerFactory, ServerProtocol, fileHealthCheck
-from ._proxylisten import ProxyHeaderFactory, HeaderFirst, proxiedDescription
+from ._proxylisten import HeaderFirst, ProxyHeaderFactory, proxiedDescription
 from ._reuseport import parseListenAddress, reusePortSocket
 from ._startup import HangupService, describeListenError
 from ._workers import WorkerSupervisor, becomeWorker, supervisorLogfile, workerArgv
