@@ -6,9 +6,12 @@ the PROXY header itself, so no HAProxy is needed).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from twisted.internet import reactor
+from twisted.internet import reactor, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import TestCase
@@ -18,7 +21,7 @@ from heartbeat_twisted.server import makeService
 from heartbeat_twisted.server._proxylisten import ProxyHeaderFactory
 from heartbeat_twisted.tap import Options
 
-from ._peers import connectPeer
+from ._peers import Peer, connectPeer
 
 
 def serve(case: TestCase, *argv: str) -> Any:
@@ -101,3 +104,62 @@ class ProxyServiceTests(TestCase):
         yield peer.expect(b"pong\n")
         (protocol,) = service.factory.connections.connections
         self.assertEqual(protocol.transport.getPeer().host, "192.0.2.3")
+
+
+class ProxyTLSTests(TestCase):
+    """
+    C{haproxy:ssl:} keeps Twisted's order: TLS on the socket, the PROXY
+    header first inside it.  The TLS handshake deadline is met (the
+    handshake is done before the header can arrive) and the protocol sees
+    the header's address.
+    """
+
+    timeout = 30
+
+    @inlineCallbacks
+    def test_tls(self) -> Any:
+        from cryptography.hazmat.primitives import serialization
+        from twisted.internet import endpoints
+
+        from ._tls import selfSigned
+
+        directory = Path(tempfile.mkdtemp(prefix="hbt-proxy-"))
+        self.addCleanup(shutil.rmtree, directory, True)
+        cert, key = selfSigned()
+        certPath, keyPath = directory / "cert.pem", directory / "key.pem"
+        certPath.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        keyPath.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        options = Options()
+        options.parseOptions(
+            [
+                "--port",
+                f"haproxy:ssl:0:interface=127.0.0.1:certKey={certPath}"
+                f":privateKey={keyPath}",
+                "--tls-handshake-timeout",
+                "0.5",
+            ]
+        )
+        service: Any = makeService(options, reactor=reactor)  # type: ignore[arg-type]
+        service.startService()
+        self.addCleanup(service.stopService)
+        (port,) = service.ports
+        client = endpoints.clientFromString(
+            reactor, f"ssl:host=127.0.0.1:port={port.getHost().port}"
+        )
+        peer = yield endpoints.connectProtocol(client, Peer())
+        self.addCleanup(peer.transport.loseConnection)
+        peer.send(header("192.0.2.4") + b"ping t1\n")
+        yield peer.expect(b"pong t1\n")
+        (protocol,) = service.factory.connections.connections
+        self.assertEqual(protocol.transport.getPeer().host, "192.0.2.4")
+        # Past the handshake deadline: still open, still answering.
+        yield task.deferLater(reactor, 0.7, lambda: None)
+        peer.send(b"ping t2\n")
+        received = yield peer.expect(b"pong t2\n")
+        self.assertIn(b"pong t2\n", received)
