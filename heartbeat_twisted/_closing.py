@@ -5,6 +5,7 @@ then C{abortConnection} if it is still open after a grace.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
@@ -47,14 +48,29 @@ class Scheduler(Protocol):
 CloseSoon = Callable[[Any, Callable[[], object]], bool]
 
 
+def addressText(address: Any) -> str:
+    """
+    An address as a log line shows it: C{HOST:PORT}, C{[HOST]:PORT} for
+    IPv6, the path of a UNIX socket, else the address's own text.
+    """
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if isinstance(host, str) and port is not None:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = getattr(address, "name", None)
+    if name is not None:
+        return os.fsdecode(name) if isinstance(name, bytes) else str(name)
+    return str(address)
+
+
 def peerText(transport: Any) -> str:
     """
-    The peer's address as text for a log line, or C{"?"} if the transport
-    cannot say.
+    The peer's address as L{addressText} shows it, or C{"?"} if the
+    transport cannot say.
     """
     getPeer = getattr(transport, "getPeer", None)
     try:
-        return str(getPeer()) if getPeer is not None else "?"
+        return addressText(getPeer()) if getPeer is not None else "?"
     except Exception:
         return "?"
 

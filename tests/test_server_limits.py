@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from heartbeat_twisted import HeartbeatConfig
+from heartbeat_twisted._closing import peerText
 from heartbeat_twisted.ping import PingServerConfig
 from heartbeat_twisted.server._framing import LineFraming
 from heartbeat_twisted.server._limits import (
@@ -408,3 +409,15 @@ class ServerProtocolTests(SynchronousTestCase):
         self.assertEqual(peerName(IPv4Address("TCP", "1.2.3.4", 5)), "1.2.3.4:5")
         self.assertEqual(peerName(IPv6Address("TCP", "::1", 5)), "[::1]:5")
         self.assertEqual(peerName(UNIXAddress(b"/tmp/s")), "/tmp/s")
+
+    def test_peerText(self) -> None:
+        """
+        The library's own log lines (a refusal for misbehaving, an abort
+        after the close grace) show the peer as the server's lines do, not
+        as the address object's repr.
+        """
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "1.2.3.4", 5))
+        self.assertEqual(peerText(transport), "1.2.3.4:5")
+        transport = StringTransport(peerAddress=IPv6Address("TCP", "::1", 5))
+        self.assertEqual(peerText(transport), "[::1]:5")
+        self.assertEqual(peerText(None), "?")

@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .._closing import addressText
 from .._mixins import HeartbeatFactoryMixin, HeartbeatMixin
 from .._time import resolveClock
 from ..ping._answering import PingAnswerMixin
@@ -102,14 +103,7 @@ def peerName(address: Any) -> str:
     A peer address as a log shows it: C{HOST:PORT}, C{[HOST]:PORT} for
     IPv6, the path of a UNIX socket, else the address's own text.
     """
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if isinstance(host, str) and port is not None:
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    name = getattr(address, "name", None)
-    if name is not None:
-        return os.fsdecode(name) if isinstance(name, bytes) else str(name)
-    return str(address)
+    return addressText(address)
 
 
 _PLAIN_PINGS: WeakKeyDictionary[type, bool] = WeakKeyDictionary()
