@@ -19,6 +19,7 @@ import argparse
 import time
 from typing import Any
 
+from _common import machineLines, positiveInt
 from twisted.internet.defer import succeed
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
@@ -79,9 +80,10 @@ def perPing(checks: list[HealthCheck], pings: int, repeat: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pings", type=int, default=20000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--pings", type=positiveInt, default=20000)
+    parser.add_argument("--repeat", type=positiveInt, default=5)
     args = parser.parse_args()
+    print("\n".join(machineLines()))
     cases = {
         "no checks": [],
         "1 sync check": [HealthCheck("ok", lambda: True)],

@@ -147,6 +147,15 @@ class BenchSmokeTests(SynchronousTestCase):
         self.assertIn("HeartbeatMixin", out)
         self.assertIn("TimeoutMixin (twisted)", out)
 
+    def test_pingpath(self) -> None:
+        """
+        pingpath.py reports the answering path with no check, a synchronous
+        check and an already-fired Deferred.
+        """
+        out = self.runBench("pingpath.py", "--pings", "200", "--repeat", "1")
+        for case in ("no checks", "1 sync check", "1 fired Deferred"):
+            self.assertRegex(out, rf"{case} +[0-9.]+ us/ping")
+
     def test_throughput(self) -> None:
         """
         throughput.py starts its servers, drives them and reports every
