@@ -125,7 +125,17 @@ class CloseSoonTests(TestCase):
         self.assertEqual(factory.took, [True])
         self.assertEqual(peer.received, b"bye")
         self.assertIsInstance(peer.reason.value, ConnectionDone)
-        self.assertEqual(factory.otherwise, factory.made)
+        if factory.otherwise:
+            self.assertEqual(factory.otherwise, factory.made)
+        else:
+            # Twisted's own reactors run the queued close before the
+            # socket's writable event, so the close goes Twisted's way and
+            # the caller is told; asyncio's loop may run the writable event
+            # first, and then Twisted's doWrite flushed "bye" and closed by
+            # itself (the connection was marked closing): nothing is left
+            # to bound.
+            self.assertIn("asyncio", type(reactor).__module__)
+        self.assertEqual(len(factory.lost), 1)
         self.assertIsInstance(factory.lost[0].value, ConnectionDone)
 
     @defer.inlineCallbacks
