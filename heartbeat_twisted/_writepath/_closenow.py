@@ -10,9 +10,10 @@ C{epoll_ctl} calls, an empty C{send} and an event dispatch per close, which
 add up when a sweep times out thousands.
 
 L{closeSoon} closes such a connection in the reactor's next turn instead,
-exactly as the reactor would after the last write (C{connectionLost} with
-L{ConnectionDone}: the socket is shut down and closed, so the peer sees a
-FIN, never a reset), for the connections queued in one turn together
+exactly as the reactor would after the last write (C{connectionLost}
+with L{ConnectionDone<twisted.internet.error.ConnectionDone>}: the
+socket is shut down and closed, so the peer sees a FIN, never a reset),
+for the connections queued in one turn together
 (within a time budget per turn).
 Anything written meanwhile is not lost: the close then goes Twisted's own
 way (flush, then close), and the caller is told so it can arm its abort.
