@@ -15,7 +15,7 @@ from zope.interface import implementer
 if TYPE_CHECKING:
     from ._tracker import IdleTracker
 
-__all__ = ["Deadline", "IdleEntry", "Idler", "checkIdle"]
+__all__ = ["ActivityStamp", "Deadline", "IdleEntry", "Idler", "checkIdle"]
 
 #: C{Deadline.key} of a deadline that is filed nowhere.
 _UNFILED = -1
@@ -48,21 +48,54 @@ def checkIdle(idle: float | None) -> float | None:
     return float(idle)
 
 
+class ActivityStamp(float):
+    """
+    What an L{IdleTracker} records as the time of a connection's activity:
+    the time its next sweep is due, one object shared by all the activity
+    recorded until that sweep runs.  Recording activity therefore reads no
+    clock and allocates nothing (one attribute load, one store), and an
+    entry holds no float of its own.
+
+    The value is never before the activity while the sweeps run on time.
+    When a sweep runs late, activity recorded meanwhile may be later than
+    the value: C{end} is when that sweep did run, the latest the activity
+    can have been, and the tracker times nothing out before C{end + idle}.
+
+    @ivar end: When the sweep this stamp stands for ran (the tracker's
+        C{seconds()}); infinity until it has.
+    """
+
+    __slots__ = ("end",)
+    end: float
+
+
+def newStamp(value: float) -> ActivityStamp:
+    """
+    A stamp for the sweep due at C{value}, not run yet.
+    """
+    stamp = ActivityStamp(value)
+    stamp.end = math.inf
+    return stamp
+
+
 class IdleEntry:
     """
     One tracked connection: its owner, the time of its last activity and
     its idle time.
 
     The tracker keeps entries in deadline buckets and re-files them lazily;
-    recording activity is just C{entry.last = now}.
+    recording activity is just C{entry.last = tracker.stamp} (or any time
+    on the tracker's C{seconds()}, C{entry.last = now}).
 
-    Four slots and nothing else, so an entry costs 64 bytes (its C{last}
-    float 24 more, its bucket slot 8): the idle is the config's own float
-    unless set, and the bucket is referenced, not numbered (a number above
-    256 would be an int object per entry).
+    Four slots and nothing else, so an entry costs 64 bytes and its bucket
+    slot 8: the time is the tracker's shared L{ActivityStamp}, the idle the
+    config's own float unless set, and the bucket is referenced, not
+    numbered (a number above 256 would be an int object per entry).
 
     @ivar owner: The tracked object, or L{None} once it is no longer tracked.
-    @ivar last: The tracker's C{seconds()} at the last activity.
+    @ivar last: When it was last active, on the tracker's C{seconds()}: an
+        L{ActivityStamp} (the sweep due next at the time), or an exact
+        time set by its owner.
     @ivar idle: Seconds of silence after which it times out; C{0}: never.
     @ivar bucket: The deadline bucket it is filed in, L{None} if none (the
         tracker's business: a copy in any other bucket is stale).

@@ -50,8 +50,9 @@ def _hookDataReceived(original: Method) -> Method:
         entry = self._heartbeatEntry
         if entry is not None:
             # Set together with the entry: two instance attributes in all,
-            # so that a connection grows by 16 bytes, not 32.
-            entry.last = self._heartbeatTracker.seconds()  # type: ignore[union-attr]
+            # so that a connection grows by 16 bytes, not 32.  The stamp:
+            # no clock read, no allocation (see ActivityStamp).
+            entry.last = self._heartbeatTracker.stamp  # type: ignore[union-attr]
         return original(self, data)
 
     return dataReceived
@@ -192,11 +193,12 @@ class HeartbeatMixin:
     def heartbeatTouch(self) -> None:
         """
         Count activity now, for a class whose C{heartbeatActivity} is
-        C{"manual"}: one timestamp store.
+        C{"manual"}: one store of the tracker's
+        L{stamp<heartbeat_twisted.IdleTracker.stamp>}.
         """
         entry = self._heartbeatEntry
         if entry is not None:
-            entry.last = self._heartbeatTracker.seconds()  # type: ignore[union-attr]
+            entry.last = self._heartbeatTracker.stamp  # type: ignore[union-attr]
 
     def heartbeatTimedOut(self) -> None:
         """
@@ -303,11 +305,11 @@ class HeartbeatMixin:
         idle while its buffer is full.  On a transport that is not carried
         by a Twisted TCP connection nothing outbound counts (logged).
         """
-        assert self._heartbeatTracker is not None
-        seconds = self._heartbeatTracker.seconds
+        tracker = self._heartbeatTracker
+        assert tracker is not None
 
         def progressed(count: int) -> None:
-            entry.last = seconds()
+            entry.last = tracker.stamp
 
         path = writePathFor(transport)
         if path is None:

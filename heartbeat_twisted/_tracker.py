@@ -19,10 +19,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ._config import HeartbeatConfig
-from ._entries import Deadline, IdleEntry, Idler, checkIdle
+from ._entries import ActivityStamp, Deadline, IdleEntry, Idler, checkIdle, newStamp
 from ._time import StallGuard, decisionSeconds, resolveClock
 
 __all__ = [
+    "ActivityStamp",
     "Deadline",
     "IdleEntry",
     "IdleTracker",
@@ -31,6 +32,11 @@ __all__ = [
     "sharedTracker",
 ]
 
+#: Float rounding allowed in sweep arithmetic, as a fraction of the sweep
+#: period (a deadline that is a whole number of periods away is due at that
+#: sweep, not the one after).
+_ROUNDING = 1e-6
+
 
 class IdleTracker:
     """
@@ -38,9 +44,11 @@ class IdleTracker:
     single L{LoopingCall} for all of them; keep their other deadlines too.
 
     Costs:
-      - recording activity (L{touch}, or C{entry.last = now}) is one store;
+      - recording activity (L{touch}, or C{entry.last = tracker.stamp}) is
+        one attribute load and one store: no clock read, no allocation
+        (see L{ActivityStamp});
       - a sweep visits only the entries whose bucket is due: each entry is
-        filed under the first sweep at or after its deadline, and an entry
+        filed under the last sweep at or before its deadline, and an entry
         that saw activity since it was filed is re-filed then (once per
         idle period at most), never on each received chunk;
       - time-outs are handed out at most C{maxPerTurn} (or C{turnBudget}
@@ -49,11 +57,15 @@ class IdleTracker:
         (those due for more than half a C{checkInterval} go first);
       - the L{LoopingCall} runs only while something is tracked or due.
 
-    Timing: an entry whose owner received nothing since C{t} gets
-    C{heartbeatTimedOut()} at the first sweep at or after C{t + idle}: never
+    Timing: activity at C{t} is recorded as the time C{s} of the sweep due
+    next (C{t <= s < t + checkInterval}); the entry gets
+    C{heartbeatTimedOut()} at C{s + idle}: at that sweep, or in a turn timed
+    for it when C{idle} is not a whole number of sweep periods.  So never
     before C{t + idle}, and no later than C{t + idle + checkInterval} (given
-    a clock that runs the sweeps on time).  If the owner is still tracked
-    after that call (it chose not to close), its silence is counted afresh.
+    a clock that runs the sweeps on time; a sweep that runs late moves the
+    time-outs of what it stamped by as much).  If the owner is still
+    tracked after that call (it chose not to close), its silence is counted
+    afresh.
 
     Stalls: a sweep (or follow-up turn) that runs more than C{checkInterval}
     late decides nothing in that turn: the decision waits one reactor turn,
@@ -62,6 +74,8 @@ class IdleTracker:
     Time: decisions use L{decisionSeconds}: C{time.monotonic} when the clock
     is a real reactor, the clock's own time when it is a fake.
 
+    @ivar stamp: What to record as the time of activity now (see
+        L{ActivityStamp}): the time the next sweep is due.
     @ivar ticks: Sweeps run so far.
     @ivar lastSweepSeconds: Seconds of CPU-bound wall time the latest turn
         of sweep work took (L{None} before the first), for metrics.
@@ -109,6 +123,10 @@ class IdleTracker:
         # recent), [key, bucket, position] (deadlines).
         self._pending: deque[list[Any]] = deque()
         self._pendingCalls: deque[list[Any]] = deque()
+        # Entries due between two sweeps, for a timed turn: (when, cursor).
+        self._later: list[tuple[float, list[Any]]] = []
+        self._slack = config.checkInterval * _ROUNDING
+        self.stamp: ActivityStamp = newStamp(0.0)
         self._start = 0.0
         self._current = 0
         self._count = 0
@@ -116,6 +134,7 @@ class IdleTracker:
         self._loop: LoopingCall | None = None
         self._guard: StallGuard | None = None
         self._turn: Any = None
+        self._timed = False
         self._deferrals = 0
         self._batch = 0
         self.ticks = 0
@@ -169,7 +188,7 @@ class IdleTracker:
         """
         Record activity on C{entry} now.
         """
-        entry.last = self.seconds()
+        entry.last = self.stamp
 
     def setIdle(self, entry: IdleEntry, idle: float | None) -> None:
         """
@@ -244,7 +263,14 @@ class IdleTracker:
         return key if key > self._current else self._current + 1
 
     def _file(self, entry: IdleEntry, deadline: float) -> None:
-        key = self._keyFor(deadline)
+        """
+        File C{entry} under the last sweep at or before C{deadline} (a
+        deadline between two sweeps is then kept by a timed turn), and
+        never under the sweep that ran last.
+        """
+        key = math.floor((deadline - self._start) / self._interval + _ROUNDING)
+        if key <= self._current:
+            key = self._current + 1
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = []
@@ -277,6 +303,7 @@ class IdleTracker:
         if self._loop is None:
             self._start = now
             self._current = 0
+            self.stamp = newStamp(now + self._interval)
             self._guard = StallGuard(self._interval, self.seconds)
             self._startLoop()
 
@@ -304,6 +331,8 @@ class IdleTracker:
         turn, self._turn = self._turn, None
         if turn is not None and turn.active():
             turn.cancel()
+        self._timed = False
+        self._later.clear()
         # Only untracked entries and cancelled calls can be left.
         self._buckets.clear()
         self._keys.clear()
@@ -324,8 +353,15 @@ class IdleTracker:
         late = guard.late()
         guard.expect(self._interval)
         self._collect(self.seconds())
-        if self._turn is not None:
-            return
+        turn = self._turn
+        if turn is not None:
+            if not self._timed:
+                return  # a follow-up turn comes first
+            # A turn timed for entries due before this sweep: this sweep
+            # takes them (and times the next such turn).
+            self._turn = None
+            if turn.active():
+                turn.cancel()
         if late:
             self.stalls += 1
             self._nextTurn()
@@ -340,9 +376,13 @@ class IdleTracker:
         # Which sweep this is; the tolerance absorbs float error in the
         # schedule (an entry visited a hair early is simply re-filed).
         current = math.floor((now - self._start) / self._interval + 1e-9)
-        if current <= self._current:
-            current = self._current
-        self._current = current
+        if current > self._current:
+            # The stamp handed out until now stood for this sweep: the
+            # activity it records was no later than now.
+            self.stamp.end = now
+            self.stamp = newStamp(self._start + (current + 1) * self._interval)
+            self._current = current
+        current = self._current
         keys = self._keys
         while keys and keys[0] <= current:
             key = heapq.heappop(keys)
@@ -355,16 +395,19 @@ class IdleTracker:
         self.ticks += 1
         self.lastVisited = 0
 
-    def _nextTurn(self) -> None:
+    def _nextTurn(self, delay: float = 0.0) -> None:
         """
-        Go on in the reactor's next turn, after its next I/O poll.
+        Go on in the reactor's next turn, after its next I/O poll, or
+        C{delay} seconds from now (a timed turn, which a sweep replaces).
         """
         assert self._guard is not None
-        self._guard.expect(0)
-        self._turn = self.clock.callLater(0, self._followUp)
+        self._guard.expect(delay)
+        self._timed = delay > 0
+        self._turn = self.clock.callLater(delay, self._followUp)
 
     def _followUp(self) -> None:
         self._turn = None
+        self._timed = False
         self.turns += 1
         assert self._guard is not None
         if self._guard.late() and self._deferrals < 2:
@@ -392,7 +435,8 @@ class IdleTracker:
         Work through the taken buckets, within this turn's budget: run the
         due deadlines, re-file entries that saw activity, time out the
         silent ones (on this turn's time: each may have seen activity since
-        its bucket was taken); queue a follow-up turn for the rest.
+        its bucket was taken); keep the entries due before the next sweep
+        for a turn timed for them; queue a follow-up turn for the rest.
         """
         now = self.seconds()
         began = time.perf_counter()
@@ -403,8 +447,14 @@ class IdleTracker:
         current = self._current
         buckets = self._buckets
         keys = self._keys
-        ceil = math.ceil
+        floor = math.floor
+        rounding = _ROUNDING
         clock = time.perf_counter
+        due = now + self._slack
+        # Where the entries of each stamp go (with the config's idle): busy
+        # entries share few stamps, so most are re-filed by one lookup.
+        idle = self._idle
+        refiled: dict[float, list[IdleEntry]] = {}
         done = visited = 0
         exhausted = False
         calls = self._pendingCalls
@@ -436,6 +486,12 @@ class IdleTracker:
             if position >= len(bucket) and calls and calls[0] is cursor:
                 calls.popleft()
         pending = self._pending
+        if self._later:
+            self._takeLater(due)
+        # Entries due before the next sweep: kept for a timed turn (this
+        # list is their bucket meanwhile).
+        soon: list[IdleEntry] = []
+        soonAt = math.inf
         # Due for less than half a sweep period: handed out in a second
         # pass over the bucket, after the longer overdue (a bucket holds a
         # period's worth of deadlines, and may take many turns).
@@ -447,22 +503,44 @@ class IdleTracker:
             while position < end and not exhausted:
                 # In slices of 256, timing the turn between slices.
                 stop = position + 256 if position + 256 < end else end
-                for index in range(position, stop):
-                    entry = items[index]
+                # Copying the slice touches each entry in one C loop, which
+                # lets the CPU fetch many at once from memory (entries left
+                # alone for an idle period are far out of its cache); the
+                # Python loop then finds them there.
+                for index, entry in enumerate(items[position:stop], position):
                     if entry.bucket is not bucket:
                         continue  # untracked, or filed again elsewhere
-                    deadline = entry.last + entry.idle
-                    if deadline > now:
+                    last = entry.last
+                    if entry.idle is idle:
+                        laterBucket = refiled.get(last)
+                        if laterBucket is not None:
+                            laterBucket.append(entry)
+                            entry.bucket = laterBucket
+                            continue
+                    deadline = last + entry.idle
+                    if deadline <= due:
+                        # A stamp's sweep may have run late: the activity
+                        # it records may be as late as that run (or now).
+                        ran = getattr(last, "end", None)
+                        if ran is not None:
+                            deadline = (ran if ran < now else now) + entry.idle
+                    if deadline > due:
                         # Lazy re-arm: activity since filing; file under the
-                        # sweep at or after the new deadline (_file inlined).
-                        later = ceil((deadline - start) / interval)
+                        # last sweep at or before the new deadline (_file
+                        # inlined), or keep it for a timed turn.
+                        later = floor((deadline - start) / interval + rounding)
                         if later <= current:
-                            later = current + 1
-                        try:
-                            laterBucket = buckets[later]
-                        except KeyError:
+                            soon.append(entry)
+                            entry.bucket = soon
+                            if deadline < soonAt:
+                                soonAt = deadline
+                            continue
+                        laterBucket = buckets.get(later)
+                        if laterBucket is None:
                             laterBucket = buckets[later] = []
                             heapq.heappush(keys, later)
+                        if entry.idle is idle and deadline == last + idle:
+                            refiled[last] = laterBucket
                         laterBucket.append(entry)
                         entry.bucket = laterBucket
                         continue
@@ -499,16 +577,34 @@ class IdleTracker:
                 pending.popleft()
                 if recent:
                     pending.appendleft([recent, 0, bucket, None])
+        if soon:
+            self._later.append((soonAt, [soon, 0, soon, None]))
         self.visited += visited
         self.lastVisited += visited
         if (calls or pending) and self._loop is not None:
             self._nextTurn()
-        elif self._batch:
+            return
+        if self._batch:
             self._log.info(
                 "idle sweep: {count} connections timed out", count=self._batch
             )
             self._batch = 0
         self._sleepIfDone()
+        if self._later and self._loop is not None:
+            self._nextTurn(max(0.0, min(at for at, _ in self._later) - now))
+
+    def _takeLater(self, due: float) -> None:
+        """
+        Move the entries kept for a timed turn that are due by C{due} into
+        the work of this turn.
+        """
+        keep = []
+        for at, cursor in self._later:
+            if at <= due:
+                self._pending.append(cursor)
+            else:
+                keep.append((at, cursor))
+        self._later[:] = keep
 
 
 _shared: weakref.WeakValueDictionary[tuple[int, HeartbeatConfig], IdleTracker] = (

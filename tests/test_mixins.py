@@ -82,14 +82,34 @@ def factoryFor(protocol: type[Protocol], clock: Clock, **config: Any) -> Any:
 
 
 class ActivityTests(SynchronousTestCase):
+    def test_chunkStoresTheSharedStamp(self) -> None:
+        """
+        A received chunk records the tracker's stamp (the time of the sweep
+        due next): the same object for every connection active before that
+        sweep, so that a chunk reads no clock and allocates nothing.
+        """
+        clock = Clock()
+        factory = factoryFor(Recording, clock, idle=5, checkInterval=1)
+        first, second = connect(factory), connect(factory)
+        tracker = first.protocol.heartbeatTracker()
+        clock.advance(0.5)
+        first.receive(b"a")
+        second.receive(b"b")
+        self.assertIs(first.protocol._heartbeatEntry.last, tracker.stamp)
+        self.assertIs(second.protocol._heartbeatEntry.last, tracker.stamp)
+        self.assertEqual(tracker.stamp, 1.0)
+        clock.advance(0.5)
+        self.assertEqual(tracker.stamp, 2.0)
+        self.assertEqual(first.protocol._heartbeatEntry.last.end, 1.0)
+
     def test_receivedBytesCount(self) -> None:
         for protocol in (Recording, NoCallUp, MixinLast, Subclassed):
             clock = Clock()
             factory = factoryFor(protocol, clock, idle=5, checkInterval=1)
             connection = connect(factory)
-            clock.pump([1] * 3)
-            connection.receive(b"hello\n")  # t=3
-            clock.pump([1] * 4)  # t=7
+            clock.pump([1] * 2 + [0.5])
+            connection.receive(b"hello\n")  # t=2.5: recorded as 3, the next sweep
+            clock.pump([0.5] + [1] * 4)  # t=7
             self.assertFalse(connection.closed, protocol)
             clock.advance(1)  # t=8 = 3 + idle
             self.assertTrue(connection.closed, protocol)
@@ -206,9 +226,9 @@ class TimedOutTests(SynchronousTestCase):
 
         clock = Clock()
         connection = connect(factoryFor(Pinging, clock, idle=2, checkInterval=1))
-        clock.pump([1] * 5)
-        connection.receive(b"pong\n")  # t=5
-        clock.pump([1] * 2)
+        clock.pump([1] * 4 + [0.5])
+        connection.receive(b"pong\n")  # t=4.5: recorded as 5, the next sweep
+        clock.pump([0.5, 1, 1])
         self.assertEqual(pinged, [2.0, 4.0, 7.0])
         self.assertFalse(connection.closed)
         self.assertEqual(connection.transport.value(), b"ping\n" * 3)
@@ -296,9 +316,9 @@ class ClassConfigTests(SynchronousTestCase):
         tracker = connections[0].protocol.heartbeatTracker()
         self.assertIs(connections[1].protocol.heartbeatTracker(), tracker)
         self.assertEqual(len(tracker), 2)
-        clock.advance(2)
-        connections[0].receive(b"hi\r\n")
-        clock.advance(1)
+        clock.pump([1, 0.5])
+        connections[0].receive(b"hi\r\n")  # t=1.5: recorded as 2
+        clock.pump([0.5, 1])
         self.assertEqual([c.closed for c in connections], [False, True])
         clock.pump([1, 1])
         self.assertTrue(connections[0].closed)
@@ -367,11 +387,11 @@ class ReadmeMixinTests(SynchronousTestCase):
         self.assertEqual(factory.heartbeatConfig, HeartbeatConfig(30, 1))
         factory.heartbeatClock = clock
         connection = connect(factory)
-        connection.receive(b"hi\r\n")
+        connection.receive(b"hi\r\n")  # t=0: recorded as 1, the next sweep
         self.assertEqual(connection.transport.value(), b"you said: hi\n")
-        clock.pump([1] * 29)
+        clock.pump([1] * 30)
         self.assertFalse(connection.closed)
-        clock.advance(1)
+        clock.advance(1)  # within idle + checkInterval of its last byte
         self.assertTrue(connection.closed)
 
 
@@ -448,10 +468,10 @@ class PerConnectionIdleTests(SynchronousTestCase):
     def test_setIdleFromMixin(self) -> None:
         clock = Clock()
         connection = connect(factoryFor(Recording, clock, idle=10, checkInterval=1))
-        clock.advance(1)
+        clock.advance(0.5)
         connection.protocol.setIdle(3)
-        connection.receive(b"x")  # t=1
-        clock.pump([1] * 2)
+        connection.receive(b"x")  # t=0.5: recorded as 1, the next sweep
+        clock.pump([0.5] + [1] * 2)
         self.assertFalse(connection.closed)
         clock.advance(1)  # t=4 = 1 + 3
         self.assertTrue(connection.closed)
@@ -483,10 +503,10 @@ class PerConnectionIdleTests(SynchronousTestCase):
         idle4.receive(b"CONNECT 4\n")
         idle0.receive(b"CONNECT 0\n")
         self.assertEqual(idle4.transport.value(), b"CONNACK\n")
-        clock.pump([1] * 2)
-        idle4.receive(b"PINGREQ\n")  # t=2
+        clock.pump([1, 0.5])
+        idle4.receive(b"PINGREQ\n")  # t=1.5: recorded as 2, the next sweep
         self.assertEqual(idle4.transport.value(), b"CONNACK\nPINGRESP\n")
-        clock.pump([1] * 5)  # t=7
+        clock.pump([0.5] + [1] * 5)  # t=7
         self.assertFalse(idle4.closed)
         clock.advance(1)  # t=8: 6 s of silence = 1.5 x 4
         self.assertTrue(idle4.closed)

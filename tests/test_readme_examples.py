@@ -34,12 +34,12 @@ class SimplestExampleTests(SynchronousTestCase):
         connection = connect(factory, clock=clock)
         connection.receive(b"hello\n")
         self.assertEqual(connection.transport.value(), b"hello\n")
-        clock.advance(29)
+        clock.pump([1] * 28 + [0.5])
         self.assertFalse(connection.closed)
-        connection.receive(b"still here\n")
-        clock.advance(29)
+        connection.receive(b"still here\n")  # t=28.5: recorded as 29
+        clock.pump([0.5] + [1] * 29)  # t=58
         self.assertFalse(connection.closed)
-        clock.advance(2)
+        clock.advance(1)  # t=59 = 29 + idle
         self.assertTrue(connection.closed)
         self.assertEqual(connection.protocol.heartbeatCloseReason, "idle")
 

@@ -258,13 +258,13 @@ class ServerProtocolTests(SynchronousTestCase):
         """
         harness = Harness(self)
         protocol, transport = harness.connect()
-        harness.clock.advance(3)
-        protocol.dataReceived(b"ping\n")
-        harness.clock.advance(3)
+        harness.clock.pump([1] * 2 + [0.5])
+        protocol.dataReceived(b"ping\n")  # t=2.5: recorded as 3
+        harness.clock.pump([0.5] * 7)
         protocol.dataReceived(b"\n")
         protocol.dataReceived(b"pong\n")
         protocol.dataReceived(b"hello\n")
-        harness.clock.advance(1.5)
+        harness.clock.pump([0.5] * 3)
         self.assertFalse(transport.disconnecting)
         self.assertEqual(
             transport.value().decode().splitlines(),
@@ -275,7 +275,7 @@ class ServerProtocolTests(SynchronousTestCase):
                 "error unknown_command :unknown command 'hello'; try: ping",
             ],
         )
-        harness.clock.advance(1.5)
+        harness.clock.advance(0.5)  # t=8 = 3 + idle
         self.assertTrue(transport.disconnecting)
         self.assertEqual(protocol.heartbeatCloseReason, "idle")
 

@@ -57,26 +57,27 @@ class TimingTests(SynchronousTestCase):
 
     def test_neverEarlyAlwaysByIdlePlusInterval(self) -> None:
         """
-        Tracked between sweeps, a silent owner is closed at the first sweep
-        at or after idle: here idle 5 from t=0.25 is t=5.25, and the sweep
-        that follows is at t=6.
+        Tracked between sweeps, a silent owner is closed at idle exactly,
+        in a turn timed for it between two sweeps: here idle 5 from t=0.75
+        is t=5.75, between the sweeps at 5.25 and 6.25.
         """
         clock, tracker = make(idle=5, interval=1)
         clock.advance(0.25)
         Owner(tracker, clock, closes=False)  # starts the sweep at t=0.25
         clock.advance(0.5)
         owner = Owner(tracker, clock)  # silence counts from t=0.75
-        clock.pump([0.25] * 20)  # to t=5.75
+        clock.pump([0.25] * 19)  # to t=5.5
         self.assertEqual(owner.timedOutAt, [])
-        clock.pump([0.25] * 2)  # sweeps at 1.25, 2.25, ..., 5.25, 6.25
-        self.assertEqual(owner.timedOutAt, [6.25])
+        clock.advance(0.25)
+        self.assertEqual(owner.timedOutAt, [5.75])
 
     def test_activityPostpones(self) -> None:
         clock, tracker = make(idle=5, interval=1)
         owner = Owner(tracker, clock)
-        clock.pump([1] * 3)
-        tracker.touch(owner.entry)  # t=3
-        clock.pump([1] * 4)  # t=7: 4 s of silence
+        clock.pump([1] * 2 + [0.5])
+        tracker.touch(owner.entry)  # t=2.5: recorded as 3, the next sweep
+        self.assertEqual(owner.entry.last, 3.0)
+        clock.pump([0.5] + [1] * 4)  # t=7
         self.assertEqual(owner.timedOutAt, [])
         clock.advance(1)
         self.assertEqual(owner.timedOutAt, [8.0])
@@ -136,6 +137,45 @@ class TimingTests(SynchronousTestCase):
         self.assertGreaterEqual(closedAt, last + idle)
         self.assertLessEqual(closedAt, last + idle + interval + 1e-9)
 
+    @settings(max_examples=120, deadline=None)
+    @given(
+        steps=st.lists(
+            st.sampled_from([0.125, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5]),
+            min_size=1,
+            max_size=60,
+        ),
+        touchAfter=st.sets(st.integers(min_value=0, max_value=59), max_size=10),
+    )
+    def test_lateSweepsNeverCloseEarly(
+        self, steps: list[float], touchAfter: set[int]
+    ) -> None:
+        """
+        Whatever the lateness of the sweeps (the clock moving in uneven
+        steps, up to one and a half periods), activity recorded with the
+        stamp of an overdue sweep never lets the owner time out before its
+        real time plus idle; the close comes within idle + checkInterval,
+        plus twice the longest step.  Activity is recorded at the end of a
+        stall: the time has moved on, the sweeps due meanwhile not yet run.
+        """
+        clock, tracker = make(idle=2, interval=1)
+        Owner(tracker, clock, closes=False)  # keeps the sweep running
+        owner = Owner(tracker, clock)
+        last = clock.seconds()
+        for index, step in enumerate(steps + [0.125] * 64):
+            if index in touchAfter and index < len(steps):
+                clock.rightNow += step  # a stall: nothing has run
+                tracker.touch(owner.entry)
+                last = clock.seconds()
+                clock.advance(0)  # then the overdue sweep
+            else:
+                clock.advance(step)
+            if owner.timedOutAt:
+                break
+        self.assertEqual(len(owner.timedOutAt), 1)
+        closedAt = owner.timedOutAt[0]
+        self.assertGreaterEqual(closedAt, last + 2)
+        self.assertLessEqual(closedAt, last + 2 + 1 + 2 * max(steps) + 1e-9)
+
     def test_lateSweepAddsOnlyItsLateness(self) -> None:
         """
         When the sweeps run late (a busy reactor), the close is late by the
@@ -144,11 +184,30 @@ class TimingTests(SynchronousTestCase):
         clock, tracker = make(idle=2, interval=1)
         clock.advance(0.5)
         Owner(tracker, clock, closes=False)  # sweeps due at 1.5, 2.5, ...
+        owner = Owner(tracker, clock)  # due at 2.5, at that sweep
         clock.advance(0.25)
-        owner = Owner(tracker, clock)  # due at 2.75, first sweep after: 3.5
-        for _ in range(3):
-            clock.advance(1.0)  # the sweeps run at 1.75, 2.75, 3.75
-        self.assertEqual(owner.timedOutAt, [3.75])
+        for _ in range(2):
+            clock.advance(1.0)  # the sweeps run at 1.75, 2.75
+        self.assertEqual(owner.timedOutAt, [2.75])
+
+    def test_lateSweepEndsItsStamp(self) -> None:
+        """
+        Activity recorded while a sweep is overdue carries that sweep's
+        time, which is earlier than the activity: nothing is timed out
+        before the time that sweep really ran, plus idle.
+        """
+        clock, tracker = make(idle=2, interval=1)
+        Owner(tracker, clock, closes=False)  # sweeps due at 1, 2, 3, ...
+        owner = Owner(tracker, clock)
+        clock.advance(0.5)
+        tracker.touch(owner.entry)  # stamped 1: the sweep due next
+        self.assertEqual(owner.entry.last, 1.0)
+        clock.advance(0.9)  # t=1.4: the sweep due at 1 runs now, late
+        self.assertEqual(tracker.stamp, 2.0)
+        clock.advance(1.6)  # t=3: due by the stamp, but 1.4 + 2 = 3.4
+        self.assertEqual(owner.timedOutAt, [])
+        clock.advance(0.4)
+        self.assertEqual(owner.timedOutAt, [3.4])
 
 
 class LifecycleTests(SynchronousTestCase):
@@ -274,9 +333,9 @@ class SweepCostTests(SynchronousTestCase):
             clock.advance(1)
         self.assertEqual(owner.timedOutAt, [])
         self.assertEqual(tracker.ticks, 100)
-        # Touched just before each sweep, it is re-filed 9 s ahead at each
-        # visit: visited at t=10, 19, 28, ..., 100.
-        self.assertEqual(tracker.visited, 11)
+        # Touched between sweeps, its activity is recorded as the next
+        # sweep's time: re-filed 10 s ahead at each visit, at t=10, 20, ...
+        self.assertEqual(tracker.visited, 10)
 
     def test_lateClockVisitsEachEntryOnce(self) -> None:
         """
@@ -390,17 +449,17 @@ class SpreadTests(SynchronousTestCase):
         clock, tracker = turnTracker(idle=5, interval=1)
         tracker.maxPerTurn = 1
         older = Owner(tracker, clock)
-        clock.advance(0.25)
-        tracker.touch(older.entry)  # due at 5.25
-        clock.advance(0.75)
-        newer = Owner(tracker, clock)  # t=1: due at 6, filed first
-        clock.pump([1] * 4)  # t=5: the older one is filed behind it
-        self.assertEqual(tracker.visited, 1)
+        tracker.setIdle(older.entry, 10)  # t=0: due at 10
         clock.advance(1)
+        newer = Owner(tracker, clock)  # t=1: due at 6, filed first
+        clock.pump([1] * 4 + [0.5])  # t=5.5
+        # Due at 5.25 now, already past: filed behind it, for t=6.
+        tracker.setIdle(older.entry, 5.25)
+        clock.advance(0.5)
         self.assertEqual((older.timedOutAt, newer.timedOutAt), ([6.0], []))
         clock.advance(0)
         self.assertEqual(newer.timedOutAt, [6.0])
-        self.assertEqual(tracker.visited, 3)
+        self.assertEqual(tracker.visited, 3)  # its stale copy at t=5 too
 
     def test_longBucketSpreadOverTurnsInSlices(self) -> None:
         """
@@ -412,7 +471,7 @@ class SpreadTests(SynchronousTestCase):
         owners = [Owner(tracker, clock) for _ in range(600)]
         clock.advance(1)
         for owner in owners:
-            tracker.touch(owner.entry)  # t=1: all re-filed at t=2
+            tracker.touch(owner.entry)  # t=1, recorded as 2: due at 4
         clock.advance(1)
         self.assertEqual(tracker.visited, 256)
         clock.advance(0)
@@ -421,10 +480,10 @@ class SpreadTests(SynchronousTestCase):
         self.assertEqual(tracker.visited, 600)
         self.assertEqual((tracker.turns, tracker.timedOut), (2, 0))
         tracker.turnBudget = 3600.0  # never spent: maxPerTurn alone
-        clock.advance(1)  # t=3 = 1 + idle: 200 time-outs per turn
+        clock.pump([1] * 2)  # t=4 = 2 + idle: 200 time-outs per turn
         clock.advance(0)
         clock.advance(0)
-        self.assertTrue(all(o.timedOutAt == [3.0] for o in owners))
+        self.assertTrue(all(o.timedOutAt == [4.0] for o in owners))
 
     def test_oneSummaryLinePerSweep(self) -> None:
         events: list[dict[str, object]] = []
@@ -618,13 +677,13 @@ class PerEntryIdleTests(SynchronousTestCase):
         clock, tracker = make(idle=2, interval=1)
         owner = Owner(tracker, clock)
         clock.advance(1)
-        tracker.touch(owner.entry)  # t=1
+        tracker.touch(owner.entry)  # t=1, after that sweep: recorded as 2
         tracker.setIdle(owner.entry, 6)
-        clock.pump([1] * 5)  # t=6: 5 s of silence
+        clock.pump([1] * 6)  # t=7
         self.assertEqual(owner.timedOutAt, [])
         clock.advance(1)
-        self.assertEqual(owner.timedOutAt, [7.0])
-        # Visited at t=2 (its old deadline, re-filed) and at t=7.
+        self.assertEqual(owner.timedOutAt, [8.0])
+        # Visited at t=2 (its old deadline, re-filed) and at t=8.
         self.assertEqual(tracker.visited, 2)
 
     def test_shorterIdleIsRefiledSooner(self) -> None:

@@ -38,9 +38,9 @@ class WrappingTests(SynchronousTestCase):
 
     def test_idleClose(self) -> None:
         connection = connect(self.factory)
-        self.clock.pump([1, 1])
-        connection.receive(b"x")  # t=2
-        self.clock.pump([1, 1])
+        self.clock.pump([1, 0.5])
+        connection.receive(b"x")  # t=1.5: recorded as 2, the next sweep
+        self.clock.pump([0.5, 1, 1])
         self.assertFalse(connection.closed)
         self.clock.advance(1)  # t=5 = 2 + 3
         self.assertTrue(connection.closed)
@@ -67,9 +67,9 @@ class WrappingTests(SynchronousTestCase):
         self.assertIsInstance(factory, HeartbeatWrappingFactory)
         factory.heartbeatClock = self.clock
         connection = connect(factory)
-        connection.receive(b"echo me")
+        connection.receive(b"echo me")  # t=0: recorded as 1, the next sweep
         self.assertEqual(connection.transport.value(), b"echo me")
-        self.clock.pump([1] * 4)
+        self.clock.pump([1] * 5)
         self.assertFalse(connection.closed)
-        self.clock.advance(1)
+        self.clock.advance(1)  # within idle + checkInterval of its last byte
         self.assertTrue(connection.closed)
