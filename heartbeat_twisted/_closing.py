@@ -42,10 +42,24 @@ class Scheduler(Protocol):
         """
 
 
-#: A cheaper close to try first (see L{closeGracefully}): given the
-#: transport and what arms the abort if the close must flush after all,
-#: it returns whether it took the close on.
-CloseSoon = Callable[[Any, Callable[[], object]], bool]
+class CloseSoon(Protocol):
+    """
+    A cheaper close to try first (see L{closeGracefully}), such as the
+    write path's C{closeSoon}.
+    """
+
+    def __call__(
+        self, transport: Any, otherwise: Callable[..., object], /, *args: object
+    ) -> bool:
+        """
+        Take the close of C{transport} on, if it can.
+
+        @param otherwise: Called with C{args} if the close must flush after
+            all (it arms the abort); given apart from its arguments, not as
+            one C{functools.partial}, so that a close queued for later
+            leaves no object of its own behind.
+        @return: Whether it took the close on.
+        """
 
 
 def addressText(address: Any) -> str:
@@ -110,7 +124,7 @@ def closeGracefully(
     if getattr(owner, _CLOSING, None) is not None:
         return False
     if atOnce is not None and atOnce(
-        transport, partial(_armAbort, owner, transport, grace, clock, reason)
+        transport, _armAbort, owner, transport, grace, clock, reason
     ):
         setattr(owner, _CLOSING, False)
         return True

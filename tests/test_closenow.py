@@ -27,15 +27,16 @@ from ._peers import Peer, connectPeer
 
 class Closing(Protocol):
     """
-    On C{close}, closes with L{closeSoon}; on C{closebye}, the same then
-    writes C{bye}; on C{closeabort}, the same then aborts.
+    On C{close}, closes with L{closeSoon} (which is to note it in the
+    factory's C{otherwise} if the close must flush); on C{closebye}, the
+    same then writes C{bye}; on C{closeabort}, the same then aborts.
     """
 
     def connectionMade(self) -> None:
         self.factory.made.append(self)
 
     def dataReceived(self, data: bytes) -> None:
-        took = closeSoon(self.transport, lambda: self.factory.otherwise.append(self))
+        took = closeSoon(self.transport, self.factory.otherwise.append, self)
         self.factory.took.append(took)
         if data == b"closebye":
             self.transport.write(b"bye")
@@ -222,3 +223,42 @@ class BudgetTests(TestCase):
             yield peer.whenLost()
             self.assertIsInstance(peer.reason.value, ConnectionDone)
         self.assertEqual(order, factory.made)
+
+    @defer.inlineCallbacks
+    def test_carriedAheadOfLater(self) -> Generator[Any, Any, None]:
+        """
+        What a turn leaves over closes before what was queued during that
+        turn (here by the first close's C{connectionLost}), in the order
+        queued.
+        """
+        self.patch(_closenow, "turnBudget", 0)
+        factory = ClosingFactory()
+        endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+        port = yield endpoint.listen(factory)
+        self.addCleanup(port.stopListening)
+        peers = yield defer.gatherResults(
+            [connectPeer(port.getHost().port) for _ in range(40)]
+        )
+        yield peers[0].waitUntil(lambda: len(factory.made) == 40, 5, "accepted")
+        first, later = factory.made[:32], factory.made[32:]
+        order = []
+
+        def queueLater() -> None:
+            for protocol in later:
+                self.assertTrue(closeSoon(protocol.transport, lambda: None))
+
+        for protocol in factory.made:
+            protocol.connectionLost = (  # type: ignore[method-assign]
+                lambda reason, p=protocol: order.append(p)
+            )
+        first[0].connectionLost = (  # type: ignore[method-assign]
+            lambda reason: (order.append(first[0]), queueLater())
+        )
+        for protocol in first:
+            self.assertTrue(closeSoon(protocol.transport, lambda: None))
+        yield deferLater(reactor, 0, lambda: None)
+        self.assertEqual(order, first[:16])
+        for peer in peers:
+            yield peer.whenLost()
+            self.assertIsInstance(peer.reason.value, ConnectionDone)
+        self.assertEqual(order, first + later)

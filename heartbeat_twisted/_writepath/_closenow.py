@@ -35,9 +35,13 @@ _log = Logger()
 #: The reason the reactor gives after the last write of a closing
 #: connection: one shared L{Failure}, as Twisted's own reactor shares it.
 _DONE = Failure(main.CONNECTION_DONE)  # type: ignore[no-untyped-call]
-#: Connections to close in the next turn, per reactor: (connection, what
-#: to call if it cannot close then).
-_queues: dict[int, list[tuple[Any, Callable[[], object]]]] = {}
+#: Connections to close in the next turn, per reactor, flat: for each,
+#: the connection, what to call if it cannot close then, how many
+#: arguments to call it with, and those arguments, as consecutive items
+#: of one list (no tuple or partial per close: when thousands are queued,
+#: each object left alive until its turn is one more for CPython's young
+#: garbage collections to walk).
+_queues: dict[int, list[Any]] = {}
 #: Seconds of closes per reactor turn, about (each costs tens of
 #: microseconds, most of it the kernel's FIN): with the sweep's own
 #: C{turnBudget}, what keeps a reactor turn well under 20 ms while
@@ -63,7 +67,9 @@ def _idle(c: Any) -> bool:
     )
 
 
-def closeSoon(transport: object, otherwise: Callable[[], object]) -> bool:
+def closeSoon(
+    transport: object, otherwise: Callable[..., object], *args: object
+) -> bool:
     """
     Close C{transport} in the reactor's next turn if it is a Twisted TCP
     connection with nothing to wait for (see the module docstring).
@@ -71,8 +77,10 @@ def closeSoon(transport: object, otherwise: Callable[[], object]) -> bool:
     From now on the connection reads nothing and counts as closing
     (C{loseConnection} does nothing more); it may still be written to.  If
     it was written to, or registered a producer, before its turn comes,
-    Twisted's own close takes over (it flushes first) and C{otherwise()} is
-    called then, so the caller can bound the flush with an abort.
+    Twisted's own close takes over (it flushes first) and
+    C{otherwise(*args)} is called then, so the caller can bound the flush
+    with an abort.  (Pass the function and its arguments, not a
+    C{functools.partial}: the queue keeps them as they are.)
 
     @return: C{False} if C{transport} cannot be closed this way (a TLS or
         wrapped transport, a UNIX socket, output unsent, a producer, a
@@ -90,7 +98,7 @@ def closeSoon(transport: object, otherwise: Callable[[], object]) -> bool:
     if queue is None:
         queue = _queues[key] = []
         reactor.callLater(0, _closeQueued, reactor, key)
-    queue.append((c, otherwise))
+    queue += (c, otherwise, len(args), *args)
     return True
 
 
@@ -102,8 +110,10 @@ def _closeQueued(reactor: Any, key: int) -> None:
     """
     queue = _queues.pop(key, [])
     began = perf_counter()
-    for index, (c, otherwise) in enumerate(queue):
-        if not index % 16 and index and perf_counter() - began > turnBudget:
+    index = closes = 0
+    end = len(queue)
+    while index < end:
+        if not closes % 16 and closes and perf_counter() - began > turnBudget:
             later = _queues.get(key)
             if later is None:
                 _queues[key] = queue[index:]
@@ -111,6 +121,11 @@ def _closeQueued(reactor: Any, key: int) -> None:
             else:
                 later[:0] = queue[index:]
             return
+        c = queue[index]
+        otherwise = queue[index + 1]
+        first = index + 3
+        index = first + queue[index + 2]
+        closes += 1
         if not c.connected or c._aborting:
             continue  # lost meanwhile (aborted, or a send failed)
         try:
@@ -124,6 +139,6 @@ def _closeQueued(reactor: Any, key: int) -> None:
             else:
                 # Written to meanwhile: flush, then close (Twisted's way).
                 c.startWriting()
-                otherwise()
+                otherwise(*queue[first:index])
         except Exception:
             _log.failure("closing {connection!r}", connection=c)
