@@ -29,7 +29,8 @@ __all__ = [
 class IdleTracker(SweepEngine):
     """
     Time out connections that have been silent for their idle time, with a
-    single L{LoopingCall<twisted.internet.task.LoopingCall>} for all of them; keep their other deadlines too.
+    single L{LoopingCall<twisted.internet.task.LoopingCall>} for all of
+    them; keep their other deadlines too.
 
     Costs:
       - recording activity (L{touch}, or C{entry.last = tracker.stamp}) is
@@ -43,7 +44,8 @@ class IdleTracker(SweepEngine):
         seconds' worth) per reactor turn; the rest follow in the next turns,
         so that timing out thousands at once never stalls the reactor
         (those due for more than half a C{checkInterval} go first);
-      - the L{LoopingCall<twisted.internet.task.LoopingCall>} runs only while something is tracked or due.
+      - the L{LoopingCall<twisted.internet.task.LoopingCall>} runs only while
+        something is tracked or due.
 
     Timing: activity at C{t} is recorded as the time C{s} of the sweep due
     next (C{t <= s < t + checkInterval}); the entry gets
