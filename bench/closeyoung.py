@@ -23,7 +23,7 @@ import gc
 import sys
 from typing import Any
 
-from _common import positiveInt
+from _common import machineLines, positiveInt
 from twisted.internet import protocol, reactor
 
 from heartbeat_twisted import HeartbeatConfig, HeartbeatMixin
@@ -54,7 +54,8 @@ def count(connections: int) -> None:
     counted = gc.get_count()[0] - counted
     young = gc.get_objects(0)
     kinds = collections.Counter(type(o).__name__ for o in young)
-    print(f"python {sys.version.split()[0]}: {connections} closes queued")
+    print("\n".join(machineLines()))
+    print(f"{connections} idle closes queued (heartbeatTimedOut on each)")
     print(f"young objects alive: {len(young)}, {len(young) / connections:.2f} a close")
     print(f"generation-0 count (what triggers a collection): {counted:+d}")
     for kind, number in kinds.most_common(5):

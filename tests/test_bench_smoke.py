@@ -139,6 +139,14 @@ class BenchSmokeTests(SynchronousTestCase):
         self.assertIn("DelayedCall", out)
         self.assertIn("goal: tracker entry under 128 B", out)
 
+    def test_closeyoung(self) -> None:
+        """
+        closeyoung.py counts the young objects the queued closes left.
+        """
+        out = self.runBench("closeyoung.py", "--connections", "50")
+        self.assertIn("50 idle closes queued", out)
+        self.assertRegex(out, r"young objects alive: [0-9]+, [0-9.]+ a close")
+
     def test_chunk(self) -> None:
         """
         chunk.py reports every variant.
