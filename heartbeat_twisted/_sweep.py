@@ -265,10 +265,7 @@ class SweepEngine:
         self._handOut()
 
     def _handOut(self) -> None:
-        """
-        Work through what L{_collect} took, timing the turn for
-        C{lastSweepSeconds}.
-        """
+        """Work through what L{_collect} took, timed for C{lastSweepSeconds}."""
         began = time.perf_counter()
         try:
             self._handOutWork()
@@ -443,10 +440,6 @@ class SweepEngine:
         Move the entries kept for a timed turn that are due by C{due} into
         the work of this turn.
         """
-        keep = []
-        for at, cursor in self._later:
-            if at <= due:
-                self._pending.append(cursor)
-            else:
-                keep.append((at, cursor))
-        self._later[:] = keep
+        later = self._later
+        self._pending.extend(cursor for at, cursor in later if at <= due)
+        later[:] = [(at, cursor) for at, cursor in later if at > due]
